@@ -1,0 +1,241 @@
+//! The command line: parsing it, running one command, and the exit codes.
+//!
+//! The configuration is loaded and checked before the runtime starts, so a
+//! bad file exits with [`exit::CONFIG`] before any network call.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use tracing::{error, info};
+
+use crate::agent::{self, Agent, AgentError};
+use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::metadata::Metadata;
+use crate::plan::Planned;
+use crate::route53::Route53;
+use crate::shutdown;
+
+/// Exit codes, as listed in the README.
+pub mod exit {
+    /// Done: records written, or deleted, as asked.
+    pub const OK: u8 = 0;
+    /// A runtime failure: IMDS or Route 53 refused, or a record could not be
+    /// written or deleted.
+    pub const FAILURE: u8 = 1;
+    /// The command line itself is wrong (clap's own code).
+    pub const USAGE: u8 = 2;
+    /// The configuration is wrong: unreadable, invalid, or naming records
+    /// outside their hosted zones (EX_USAGE).
+    pub const CONFIG: u8 = 64;
+    /// Shutdown ran out of time with records left behind (EX_TEMPFAIL).
+    pub const LEFT_BEHIND: u8 = 75;
+    /// A second SIGTERM or SIGINT cut deregistration short.
+    pub const SECOND_SIGNAL: u8 = 130;
+}
+
+/// Keeps this EC2 instance's own DNS records in Route 53.
+#[derive(Debug, Parser)]
+#[command(name = "route53-agent", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, short, global = true, value_name = "PATH", default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, Subcommand, PartialEq, Eq)]
+pub enum Command {
+    /// Register, follow address and tag changes, deregister on SIGTERM/SIGINT.
+    Run,
+    /// UPSERT the records once; exit 0 when Route 53 accepted them.
+    Register,
+    /// Delete the records the current facts describe, only where they still
+    /// hold exactly those values.
+    Deregister,
+    /// Print the records that would be written; write nothing.
+    Plan,
+    /// Check the configuration file only; no network calls.
+    Check,
+}
+
+/// Parses the command line, runs the command and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    ExitCode::from(execute(&cli))
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn execute(cli: &Cli) -> u8 {
+    let config = match Config::load(&cli.config) {
+        Ok(config) => config,
+        Err(error) => {
+            error!("{}", chain(&error));
+            return exit::CONFIG;
+        }
+    };
+    if cli.command == Command::Check {
+        println!(
+            "{}: ok ({} record(s))",
+            cli.config.display(),
+            config.records.len()
+        );
+        return exit::OK;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            error!(error = %error, "cannot start the async runtime");
+            return exit::FAILURE;
+        }
+    };
+    let result = runtime.block_on(dispatch(cli, config));
+    match result {
+        Ok(()) => exit::OK,
+        Err(error) => {
+            error!("{}", chain(&error));
+            exit_code(&error)
+        }
+    }
+}
+
+async fn dispatch(cli: &Cli, config: Config) -> Result<(), AgentError> {
+    info!(version = env!("CARGO_PKG_VERSION"), config = %cli.config.display(), command = ?cli.command, "route53-agent starting");
+    // Signals are caught from the start, so a SIGTERM during start-up still
+    // ends in a clean deregistration.
+    let shutdown = match cli.command {
+        Command::Run => Some(
+            shutdown::on_signals().map_err(|error| AgentError::NotWritten {
+                count: 0,
+                details: format!("cannot install signal handlers: {error}"),
+            })?,
+        ),
+        _ => None,
+    };
+    let mut agent = Agent::new(config, Metadata::from_env(), Route53::from_env().await);
+    match (cli.command, shutdown) {
+        (Command::Run, Some(shutdown)) => agent::run(agent, shutdown).await,
+        (Command::Register, _) => register(&mut agent).await,
+        (Command::Deregister, _) => {
+            agent.resolve_zones().await?;
+            agent.deregister_planned().await
+        }
+        (Command::Plan, _) => print_plan(&mut agent).await,
+        _ => Ok(()),
+    }
+}
+
+async fn register(agent: &mut Agent) -> Result<(), AgentError> {
+    agent.resolve_zones().await?;
+    let report = agent.sync().await?;
+    if report.problems.is_empty() {
+        Ok(())
+    } else {
+        Err(AgentError::NotWritten {
+            count: report.problems.len(),
+            details: report.problems.join("; "),
+        })
+    }
+}
+
+async fn print_plan(agent: &mut Agent) -> Result<(), AgentError> {
+    agent.resolve_zones().await?;
+    let (facts, planned) = agent.plan().await?;
+    println!(
+        "instance {} in {} ({})",
+        facts.instance_id, facts.az, facts.region
+    );
+    let mut failed = Vec::new();
+    for entry in planned {
+        match entry {
+            Planned::Ready(record) => println!(
+                "write   {:<8} {} {} {} {}",
+                record.zone_id,
+                record.name,
+                record.record_type,
+                record.ttl,
+                record.values.join(" ")
+            ),
+            Planned::Waiting(why) => println!("wait    {why}"),
+            Planned::Failed(why) => {
+                println!("error   {why}");
+                failed.push(why.to_string());
+            }
+        }
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(AgentError::NotWritten {
+            count: failed.len(),
+            details: failed.join("; "),
+        })
+    }
+}
+
+fn exit_code(error: &AgentError) -> u8 {
+    match error {
+        AgentError::Zones(_) => exit::CONFIG,
+        AgentError::LeftBehind { .. } => exit::LEFT_BEHIND,
+        _ => exit::FAILURE,
+    }
+}
+
+/// An error and its causes on one line, as `a: b: c`.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn config_may_follow_the_subcommand() {
+        let cli = Cli::try_parse_from(["route53-agent", "run", "--config", "/tmp/a.toml"]).unwrap();
+        assert_eq!(cli.command, Command::Run);
+        assert_eq!(cli.config, PathBuf::from("/tmp/a.toml"));
+        let cli = Cli::try_parse_from(["route53-agent", "plan"]).unwrap();
+        assert_eq!(cli.config, PathBuf::from(DEFAULT_CONFIG_PATH));
+    }
+
+    #[test]
+    fn chains_skip_repeated_causes() {
+        let io = std::io::Error::other("disk gone");
+        let error = crate::config::ConfigError::Read {
+            path: "/x.toml".into(),
+            source: io,
+        };
+        assert_eq!(chain(&error), "cannot read config file /x.toml: disk gone");
+    }
+}

@@ -1,0 +1,479 @@
+//! The configuration file: reading it, rejecting what is unknown, and checking
+//! every rule before the agent opens a socket.
+//!
+//! Deserialisation turns each value into a checked type (a hosted zone id, a
+//! name template, a record type); [`Config::validate`] then applies the rules
+//! that span fields. Every error names the file and the key to fix.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::template::NameTemplate;
+
+/// Where the agent looks for its configuration when `--config` is not given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/route53-agent/config.toml";
+/// How often instance metadata is read again.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+/// How long deregistration may take at shutdown. ECS (`stopTimeout`) and
+/// Kubernetes (`terminationGracePeriodSeconds`) both send SIGKILL 30 s after
+/// SIGTERM by default; 20 s leaves room for the rest of the container.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
+/// Record TTL in seconds when a record does not set one.
+pub const DEFAULT_TTL: u32 = 60;
+
+/// Polling faster than this gains nothing and spends the instance's
+/// link-local packet budget (about 1024 packets per second per interface).
+const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
+const MAX_POLL_INTERVAL: Duration = Duration::from_secs(3600);
+const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(600);
+/// Route 53 accepts TTLs from 0 to 2^31 - 1 seconds.
+const MAX_TTL: u32 = 2_147_483_647;
+
+/// A checked configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub poll_interval: Duration,
+    pub shutdown_timeout: Duration,
+    pub records: Vec<RecordSpec>,
+}
+
+/// One `[[record]]` table, with defaults filled in.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordSpec {
+    pub zone_id: ZoneId,
+    pub name: NameTemplate,
+    pub record_type: RecordType,
+    pub value: ValueSource,
+    pub ttl: u32,
+}
+
+/// A hosted zone id without the `/hostedzone/` prefix, e.g. `Z0123456789ABC`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ZoneId(String);
+
+/// The record types the agent writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+pub enum RecordType {
+    A,
+    #[serde(rename = "AAAA")]
+    Aaaa,
+}
+
+/// Where a record's value comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ValueSource {
+    LocalIpv4,
+    PublicIpv4,
+    Ipv6,
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error("config file {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Reads, parses and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|error| match error {
+            ConfigText::Parse(source) => ConfigError::Parse {
+                path: path.to_path_buf(),
+                source,
+            },
+            ConfigText::Invalid(message) => ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message,
+            },
+        })
+    }
+
+    /// Parses and validates configuration text.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigText> {
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|error| ConfigText::Parse(Box::new(error)))?;
+        raw.validate().map_err(ConfigText::Invalid)
+    }
+
+    /// The distinct hosted zones the records live in.
+    pub fn zone_ids(&self) -> BTreeSet<&ZoneId> {
+        self.records.iter().map(|record| &record.zone_id).collect()
+    }
+}
+
+/// An error in configuration text, before a path is attached to it.
+#[derive(Debug)]
+pub enum ConfigText {
+    Parse(Box<toml::de::Error>),
+    Invalid(String),
+}
+
+impl fmt::Display for ConfigText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigText::Parse(error) => write!(f, "{error}"),
+            ConfigText::Invalid(message) => f.write_str(message),
+        }
+    }
+}
+
+impl ZoneId {
+    /// Accepts `Z123...` or `/hostedzone/Z123...`.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let id = text.strip_prefix("/hostedzone/").unwrap_or(text);
+        let plausible = !id.is_empty()
+            && id.len() <= 32
+            && id
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit());
+        if plausible {
+            Ok(ZoneId(id.to_string()))
+        } else {
+            Err(format!(
+                "{text:?} is not a hosted zone id (expected capital letters and digits, \
+                 like Z0123456789ABCDEFGHIJ)"
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ZoneId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ZoneId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        ZoneId::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl RecordType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordType::A => "A",
+            RecordType::Aaaa => "AAAA",
+        }
+    }
+
+    fn default_value(self) -> ValueSource {
+        match self {
+            RecordType::A => ValueSource::LocalIpv4,
+            RecordType::Aaaa => ValueSource::Ipv6,
+        }
+    }
+}
+
+impl fmt::Display for RecordType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl ValueSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ValueSource::LocalIpv4 => "local-ipv4",
+            ValueSource::PublicIpv4 => "public-ipv4",
+            ValueSource::Ipv6 => "ipv6",
+        }
+    }
+
+    fn fits(self, record_type: RecordType) -> bool {
+        match self {
+            ValueSource::LocalIpv4 | ValueSource::PublicIpv4 => record_type == RecordType::A,
+            ValueSource::Ipv6 => record_type == RecordType::Aaaa,
+        }
+    }
+}
+
+impl fmt::Display for ValueSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default, deserialize_with = "duration")]
+    poll_interval: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    shutdown_timeout: Option<Duration>,
+    #[serde(default, rename = "record")]
+    records: Vec<RawRecord>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecord {
+    zone_id: ZoneId,
+    name: NameTemplate,
+    #[serde(rename = "type", default)]
+    record_type: Option<RecordType>,
+    value: Option<ValueSource>,
+    ttl: Option<u32>,
+}
+
+fn duration<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    humantime::parse_duration(&text).map(Some).map_err(|error| {
+        serde::de::Error::custom(format!("{text:?} is not a duration like \"5s\": {error}"))
+    })
+}
+
+impl RawConfig {
+    fn validate(self) -> Result<Config, String> {
+        let poll_interval = self.poll_interval.unwrap_or(DEFAULT_POLL_INTERVAL);
+        if !(MIN_POLL_INTERVAL..=MAX_POLL_INTERVAL).contains(&poll_interval) {
+            return Err(format!(
+                "poll_interval must lie between {} and {}",
+                humantime::format_duration(MIN_POLL_INTERVAL),
+                humantime::format_duration(MAX_POLL_INTERVAL)
+            ));
+        }
+        let shutdown_timeout = self.shutdown_timeout.unwrap_or(DEFAULT_SHUTDOWN_TIMEOUT);
+        if shutdown_timeout.is_zero() || shutdown_timeout > MAX_SHUTDOWN_TIMEOUT {
+            return Err(format!(
+                "shutdown_timeout must be above zero and at most {}",
+                humantime::format_duration(MAX_SHUTDOWN_TIMEOUT)
+            ));
+        }
+        if self.records.is_empty() {
+            return Err("no [[record]] is configured; the agent would have nothing to do".into());
+        }
+        let records = self
+            .records
+            .into_iter()
+            .enumerate()
+            .map(|(index, raw)| raw.validate(index))
+            .collect::<Result<Vec<_>, _>>()?;
+        check_no_duplicates(&records)?;
+        Ok(Config {
+            poll_interval,
+            shutdown_timeout,
+            records,
+        })
+    }
+}
+
+impl RawRecord {
+    fn validate(self, index: usize) -> Result<RecordSpec, String> {
+        let record_type = self.record_type.unwrap_or(RecordType::A);
+        let value = self.value.unwrap_or(record_type.default_value());
+        if !value.fits(record_type) {
+            return Err(format!(
+                "record[{index}] ({}): value {value} cannot fill a {record_type} record",
+                self.name
+            ));
+        }
+        let ttl = self.ttl.unwrap_or(DEFAULT_TTL);
+        if ttl > MAX_TTL {
+            return Err(format!(
+                "record[{index}] ({}): ttl {ttl} is above {MAX_TTL}",
+                self.name
+            ));
+        }
+        Ok(RecordSpec {
+            zone_id: self.zone_id,
+            name: self.name,
+            record_type,
+            value,
+            ttl,
+        })
+    }
+}
+
+/// Two records with the same zone, name and type would overwrite each other
+/// on every poll.
+fn check_no_duplicates(records: &[RecordSpec]) -> Result<(), String> {
+    let mut seen = BTreeSet::new();
+    for (index, record) in records.iter().enumerate() {
+        let key = (
+            &record.zone_id,
+            record
+                .name
+                .as_str()
+                .trim_end_matches('.')
+                .to_ascii_lowercase(),
+            record.record_type,
+        );
+        if !seen.insert(key) {
+            return Err(format!(
+                "record[{index}] repeats {} {} in zone {}; each name and type may be \
+                 configured once",
+                record.name, record.record_type, record.zone_id
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::from_toml(text).map_err(|error| error.to_string())
+    }
+
+    const MINIMAL: &str = r#"
+        [[record]]
+        zone_id = "Z0123456789ABCDEFGHIJ"
+        name = "{tag:Name}.internal.example.com"
+    "#;
+
+    #[test]
+    fn defaults_fill_a_minimal_record() {
+        let config = parse(MINIMAL).unwrap();
+        assert_eq!(config.poll_interval, DEFAULT_POLL_INTERVAL);
+        assert_eq!(config.shutdown_timeout, DEFAULT_SHUTDOWN_TIMEOUT);
+        let record = &config.records[0];
+        assert_eq!(record.record_type, RecordType::A);
+        assert_eq!(record.value, ValueSource::LocalIpv4);
+        assert_eq!(record.ttl, DEFAULT_TTL);
+        assert_eq!(record.zone_id.as_str(), "Z0123456789ABCDEFGHIJ");
+    }
+
+    #[test]
+    fn aaaa_defaults_to_ipv6_and_durations_parse() {
+        let config = parse(
+            r#"
+            poll_interval = "2s"
+            shutdown_timeout = "1m"
+            [[record]]
+            zone_id = "/hostedzone/ZABC"
+            name = "{instance_id}.example.com."
+            type = "AAAA"
+            ttl = 30
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.poll_interval, Duration::from_secs(2));
+        assert_eq!(config.shutdown_timeout, Duration::from_secs(60));
+        assert_eq!(config.records[0].value, ValueSource::Ipv6);
+        assert_eq!(config.records[0].zone_id.as_str(), "ZABC");
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let error = parse(&format!("{MINIMAL}\nweight = 3\n")).unwrap_err();
+        assert!(error.contains("unknown field `weight`"), "{error}");
+        let error = parse("pol_interval = \"5s\"\n").unwrap_err();
+        assert!(error.contains("unknown field `pol_interval`"), "{error}");
+    }
+
+    #[test]
+    fn value_must_fit_the_type() {
+        let error = parse(&format!(
+            "{MINIMAL}\ntype = \"AAAA\"\nvalue = \"local-ipv4\"\n"
+        ))
+        .unwrap_err();
+        assert!(error.contains("record[0]"), "{error}");
+        assert!(error.contains("local-ipv4 cannot fill a AAAA"), "{error}");
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for (text, expected) in [
+            (
+                "[[record]]\nzone_id = \"z-lower\"\nname = \"a.example.com\"",
+                "hosted zone id",
+            ),
+            (
+                "[[record]]\nzone_id = \"ZA\"\nname = \"{nope}.example.com\"",
+                "unknown field `{nope}`",
+            ),
+            (
+                "[[record]]\nzone_id = \"ZA\"\nname = \"a.example.com\"\ntype = \"MX\"",
+                "unknown variant `MX`",
+            ),
+            (
+                "[[record]]\nzone_id = \"ZA\"\nname = \"a.example.com\"\nvalue = \"eth0\"",
+                "unknown variant `eth0`",
+            ),
+            (
+                "poll_interval = \"soon\"\n[[record]]\nzone_id = \"ZA\"\nname = \"a.example.com\"",
+                "not a duration",
+            ),
+            (
+                "poll_interval = \"10ms\"\n[[record]]\nzone_id = \"ZA\"\nname = \"a.example.com\"",
+                "poll_interval must lie",
+            ),
+            (
+                "shutdown_timeout = \"0s\"\n[[record]]\nzone_id = \"ZA\"\nname = \"a.example.com\"",
+                "shutdown_timeout",
+            ),
+            ("poll_interval = \"5s\"\n", "no [[record]]"),
+        ] {
+            let error = parse(text).unwrap_err();
+            assert!(error.contains(expected), "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn duplicates_are_refused_whatever_the_case_or_dot() {
+        let error = parse(
+            r#"
+            [[record]]
+            zone_id = "ZA"
+            name = "web.example.com"
+            [[record]]
+            zone_id = "ZA"
+            name = "WEB.example.com."
+            "#,
+        )
+        .unwrap_err();
+        assert!(error.contains("record[1] repeats"), "{error}");
+    }
+
+    #[test]
+    fn zone_ids_are_distinct() {
+        let config = parse(
+            r#"
+            [[record]]
+            zone_id = "ZA"
+            name = "a.example.com"
+            [[record]]
+            zone_id = "ZA"
+            name = "a.example.com"
+            type = "AAAA"
+            [[record]]
+            zone_id = "ZB"
+            name = "b.example.org"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.zone_ids().len(), 2);
+    }
+}

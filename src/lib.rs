@@ -1,0 +1,24 @@
+//! route53-agent keeps an EC2 instance's own DNS records in Route 53 true for
+//! as long as the instance lives.
+//!
+//! How data flows:
+//!
+//! - [`config`] reads the TOML file and checks it before anything else runs.
+//! - [`metadata`] reads the instance's facts from IMDSv2 (identity,
+//!   addresses, tags) and refuses bodies that are not what they claim to be.
+//! - [`plan`] is pure: configuration + facts + zone names → the records that
+//!   should exist. [`template`] and [`dns`] render and check their names.
+//! - [`route53`] sends change batches and deletes only what is still ours.
+//! - [`agent`] runs the passes: plan, compare with what was written, write
+//!   the difference; and on [`shutdown`] deletes what it wrote.
+//! - [`cli`] parses the command line and maps outcomes to exit codes.
+
+pub mod agent;
+pub mod cli;
+pub mod config;
+pub mod dns;
+pub mod metadata;
+pub mod plan;
+pub mod route53;
+pub mod shutdown;
+pub mod template;

@@ -1,0 +1,306 @@
+//! What the instance knows about itself, read from the instance metadata
+//! service (IMDSv2 only).
+//!
+//! The SDK's IMDS client ([`aws_config::imds::Client`]) owns the protocol: it
+//! fetches and refreshes the session token, retries 5xx and 401 answers, and
+//! honours `AWS_EC2_METADATA_SERVICE_ENDPOINT` and `_MODE`. This module owns
+//! what the answers mean: which paths to read, what a 404 says, and that every
+//! body is checked before it can reach a record (an HTML error page is not an
+//! address).
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+use aws_config::imds::client::error::ImdsError;
+
+use crate::config::{Config, ValueSource};
+use crate::template::FieldValues;
+
+/// How much of an unexpected body an error may quote.
+const BODY_EXCERPT_LEN: usize = 60;
+
+/// The facts the records are made from, read in one pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceFacts {
+    pub instance_id: String,
+    pub region: String,
+    pub az: String,
+    /// `None` when the instance has no such address (IMDS answered 404).
+    pub local_ipv4: Option<Ipv4Addr>,
+    pub public_ipv4: Option<Ipv4Addr>,
+    pub ipv6: Option<Ipv6Addr>,
+    /// `None` when instance metadata tags are not enabled, or not needed.
+    pub tags: Option<BTreeMap<String, String>>,
+}
+
+impl FieldValues for InstanceFacts {
+    fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+    fn region(&self) -> &str {
+        &self.region
+    }
+    fn az(&self) -> &str {
+        &self.az
+    }
+    fn tags(&self) -> Option<&BTreeMap<String, String>> {
+        self.tags.as_ref()
+    }
+}
+
+/// Which optional paths the configuration uses. Reading only those keeps each
+/// poll to a handful of requests.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub local_ipv4: bool,
+    pub public_ipv4: bool,
+    pub ipv6: bool,
+    /// Tag keys used by name templates.
+    pub tag_keys: Vec<String>,
+}
+
+impl Needs {
+    pub fn of(config: &Config) -> Self {
+        let mut needs = Needs::default();
+        for record in &config.records {
+            match record.value {
+                ValueSource::LocalIpv4 => needs.local_ipv4 = true,
+                ValueSource::PublicIpv4 => needs.public_ipv4 = true,
+                ValueSource::Ipv6 => needs.ipv6 = true,
+            }
+            for key in record.name.tag_keys() {
+                if !needs.tag_keys.iter().any(|known| known == key) {
+                    needs.tag_keys.push(key.to_string());
+                }
+            }
+        }
+        needs
+    }
+}
+
+/// Why the metadata could not be read, or could not be believed.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    #[error("cannot read {path} from the instance metadata service: {detail}")]
+    Fetch {
+        path: String,
+        detail: String,
+        #[source]
+        source: Box<ImdsError>,
+    },
+    #[error("instance metadata {path} is missing (404); is this an EC2 instance?")]
+    Missing { path: String },
+    #[error(
+        "instance metadata {path} answered {excerpt:?}, which is not an {kind} address; \
+         nothing was published from it"
+    )]
+    NotAnAddress {
+        path: String,
+        kind: &'static str,
+        excerpt: String,
+    },
+    #[error("instance metadata {path} answered {excerpt:?}, which is not a plausible {what}")]
+    Implausible {
+        path: String,
+        what: &'static str,
+        excerpt: String,
+    },
+}
+
+/// Reads instance facts through the SDK's IMDSv2 client.
+#[derive(Clone, Debug)]
+pub struct Metadata {
+    client: aws_config::imds::Client,
+}
+
+impl Metadata {
+    /// A client configured from the standard AWS settings
+    /// (`AWS_EC2_METADATA_SERVICE_ENDPOINT`, `..._ENDPOINT_MODE`).
+    pub fn from_env() -> Self {
+        Metadata {
+            client: aws_config::imds::Client::builder().build(),
+        }
+    }
+
+    /// Reads every fact `needs` asks for.
+    pub async fn read(&self, needs: &Needs) -> Result<InstanceFacts, MetadataError> {
+        let instance_id = self.required("instance-id").await?;
+        check_plain(&instance_id, "instance-id", "instance id")?;
+        let region = self.required("placement/region").await?;
+        check_plain(&region, "placement/region", "region")?;
+        let az = self.required("placement/availability-zone").await?;
+        check_plain(&az, "placement/availability-zone", "availability zone")?;
+
+        let local_ipv4 = self.address_if(needs.local_ipv4, "local-ipv4").await?;
+        let public_ipv4 = self.address_if(needs.public_ipv4, "public-ipv4").await?;
+        let ipv6 = self.address_if(needs.ipv6, "ipv6").await?;
+        let tags = if needs.tag_keys.is_empty() {
+            None
+        } else {
+            self.tags(&needs.tag_keys).await?
+        };
+
+        Ok(InstanceFacts {
+            instance_id,
+            region,
+            az,
+            local_ipv4,
+            public_ipv4,
+            ipv6,
+            tags,
+        })
+    }
+
+    /// GET one path; `Ok(None)` on 404.
+    async fn optional(&self, path: &str) -> Result<Option<String>, MetadataError> {
+        match self.client.get(format!("/latest/meta-data/{path}")).await {
+            Ok(body) => Ok(Some(String::from(body).trim().to_string())),
+            Err(ImdsError::ErrorResponse(response))
+                if response.response().status().as_u16() == 404 =>
+            {
+                Ok(None)
+            }
+            Err(source) => Err(MetadataError::Fetch {
+                path: path.to_string(),
+                detail: describe(&source),
+                source: Box::new(source),
+            }),
+        }
+    }
+
+    async fn required(&self, path: &str) -> Result<String, MetadataError> {
+        self.optional(path)
+            .await?
+            .ok_or_else(|| MetadataError::Missing {
+                path: path.to_string(),
+            })
+    }
+
+    async fn address_if<A: FromStr>(
+        &self,
+        wanted: bool,
+        path: &str,
+    ) -> Result<Option<A>, MetadataError> {
+        if !wanted {
+            return Ok(None);
+        }
+        match self.optional(path).await? {
+            None => Ok(None),
+            Some(body) => parse_address(path, &body).map(Some),
+        }
+    }
+
+    /// Reads the wanted tags. `Ok(None)` when metadata tags are not enabled:
+    /// IMDS then answers 404 for the whole `tags/instance` tree.
+    async fn tags(
+        &self,
+        keys: &[String],
+    ) -> Result<Option<BTreeMap<String, String>>, MetadataError> {
+        let Some(listing) = self.optional("tags/instance").await? else {
+            return Ok(None);
+        };
+        let present: Vec<&str> = listing.lines().map(str::trim).collect();
+        let mut tags = BTreeMap::new();
+        for key in keys.iter().filter(|key| present.contains(&key.as_str())) {
+            // A tag removed between the listing and this read is simply absent.
+            if let Some(value) = self.optional(&format!("tags/instance/{key}")).await? {
+                tags.insert(key.clone(), value);
+            }
+        }
+        Ok(Some(tags))
+    }
+}
+
+/// Parses an address body, refusing anything else (an error page, a list).
+fn parse_address<A: FromStr>(path: &str, body: &str) -> Result<A, MetadataError> {
+    body.parse().map_err(|_| MetadataError::NotAnAddress {
+        path: path.to_string(),
+        kind: if path == "ipv6" { "IPv6" } else { "IPv4" },
+        excerpt: excerpt(body),
+    })
+}
+
+/// Identity values are single tokens: letters, digits and hyphens.
+fn check_plain(value: &str, path: &str, what: &'static str) -> Result<(), MetadataError> {
+    let plain = !value.is_empty()
+        && value.len() <= 64
+        && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if plain {
+        Ok(())
+    } else {
+        Err(MetadataError::Implausible {
+            path: path.to_string(),
+            what,
+            excerpt: excerpt(value),
+        })
+    }
+}
+
+fn excerpt(body: &str) -> String {
+    body.chars().take(BODY_EXCERPT_LEN).collect()
+}
+
+/// Explains an IMDS failure in terms a person can act on.
+fn describe(error: &ImdsError) -> String {
+    match error {
+        ImdsError::FailedToLoadToken(_) => "no IMDSv2 session token could be obtained; from a \
+            container on a bridge network this usually means the instance's metadata hop \
+            limit is 1: set it to 2 (aws ec2 modify-instance-metadata-options \
+            --http-put-response-hop-limit 2) or use host networking"
+            .to_string(),
+        ImdsError::ErrorResponse(response) => {
+            format!("HTTP {}", response.response().status().as_u16())
+        }
+        ImdsError::IoError(_) => "the endpoint did not answer (is IMDS enabled, and is \
+            AWS_EC2_METADATA_SERVICE_ENDPOINT right?)"
+            .to_string(),
+        other => aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn addresses_are_validated() {
+        let ok: Ipv4Addr = parse_address("local-ipv4", "10.1.2.3").unwrap();
+        assert_eq!(ok, Ipv4Addr::new(10, 1, 2, 3));
+        let html = "<html><body>404 - Not Found</body></html>";
+        let error = parse_address::<Ipv4Addr>("local-ipv4", html).unwrap_err();
+        assert!(error.to_string().contains("not an IPv4 address"), "{error}");
+        assert!(parse_address::<Ipv4Addr>("public-ipv4", "10.0.0.1 10.0.0.2").is_err());
+        assert!(parse_address::<Ipv6Addr>("ipv6", "10.0.0.1").is_err());
+        let v6: Ipv6Addr = parse_address("ipv6", "2001:db8::1").unwrap();
+        assert_eq!(v6.to_string(), "2001:db8::1");
+    }
+
+    #[test]
+    fn identity_values_are_plain_tokens() {
+        assert!(check_plain("i-0123456789abcdef0", "instance-id", "instance id").is_ok());
+        assert!(check_plain("<html>", "instance-id", "instance id").is_err());
+        assert!(check_plain("", "placement/region", "region").is_err());
+    }
+
+    #[test]
+    fn needs_follow_the_config() {
+        let config = Config::from_toml(
+            r#"
+            [[record]]
+            zone_id = "ZA"
+            name = "{tag:Name}.example.com"
+            value = "public-ipv4"
+            [[record]]
+            zone_id = "ZA"
+            name = "{tag:Name}-{tag:Env}.example.com"
+            type = "AAAA"
+            "#,
+        )
+        .unwrap();
+        let needs = Needs::of(&config);
+        assert!(needs.public_ipv4 && needs.ipv6 && !needs.local_ipv4);
+        assert_eq!(needs.tag_keys, ["Name", "Env"]);
+    }
+}

@@ -95,7 +95,7 @@ impl Agent {
     }
 
     /// Reads the facts and plans every record, writing nothing.
-    pub async fn plan(&self) -> Result<(InstanceFacts, Vec<Planned>), AgentError> {
+    pub async fn plan(&mut self) -> Result<(InstanceFacts, Vec<Planned>), AgentError> {
         let facts = self.metadata.read(&self.needs).await?;
         let planned = plan::plan(&self.config, &facts, &self.zones);
         Ok((facts, planned))

@@ -3,7 +3,11 @@
 //!
 //! The SDK's IMDS client ([`aws_config::imds::Client`]) owns the protocol: it
 //! fetches and refreshes the session token, retries 5xx and 401 answers, and
-//! honours `AWS_EC2_METADATA_SERVICE_ENDPOINT` and `_MODE`. This module owns
+//! honours `AWS_EC2_METADATA_SERVICE_ENDPOINT` and `_MODE`. It does not drop
+//! a token that IMDS stopped accepting (after an IMDS restart, say): it keeps
+//! sending it until the token's own TTL runs out, up to six hours. So when a
+//! read still ends in 401, [`Metadata::read`] builds a new client, which
+//! fetches a new token, and tries the pass once more. This module owns
 //! what the answers mean: which paths to read, what a 404 says, and that every
 //! body is checked before it can reach a record (an HTML error page is not an
 //! address).
@@ -108,6 +112,14 @@ pub enum MetadataError {
     },
 }
 
+impl MetadataError {
+    fn is_unauthorized(&self) -> bool {
+        matches!(self, MetadataError::Fetch { source, .. }
+            if matches!(source.as_ref(), ImdsError::ErrorResponse(response)
+                if response.response().status().as_u16() == 401))
+    }
+}
+
 /// Reads instance facts through the SDK's IMDSv2 client.
 #[derive(Clone, Debug)]
 pub struct Metadata {
@@ -123,8 +135,20 @@ impl Metadata {
         }
     }
 
-    /// Reads every fact `needs` asks for.
-    pub async fn read(&self, needs: &Needs) -> Result<InstanceFacts, MetadataError> {
+    /// Reads every fact `needs` asks for. A pass that ends in 401 is tried
+    /// once more with a new session token.
+    pub async fn read(&mut self, needs: &Needs) -> Result<InstanceFacts, MetadataError> {
+        match self.read_once(needs).await {
+            Err(error) if error.is_unauthorized() => {
+                tracing::debug!("IMDS refused the session token; fetching a new one");
+                self.client = aws_config::imds::Client::builder().build();
+                self.read_once(needs).await
+            }
+            other => other,
+        }
+    }
+
+    async fn read_once(&self, needs: &Needs) -> Result<InstanceFacts, MetadataError> {
         let instance_id = self.required("instance-id").await?;
         check_plain(&instance_id, "instance-id", "instance id")?;
         let region = self.required("placement/region").await?;

@@ -1,0 +1,296 @@
+//! The world an end-to-end test runs in: ministack as Route 53, a strict
+//! IMDSv2 stand-in, a hosted zone of the test's own, and the built agent
+//! binary started as its own process with the standard AWS settings.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use aws_sdk_route53::Client;
+use aws_sdk_route53::types::RrType;
+use route53_agent_testkit::{
+    AGENT_ENV_REMOVE, ImdsServer, Ministack, agent_env, create_zone, records, route53_client,
+    values_of,
+};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+
+pub const AGENT: &str = env!("CARGO_BIN_EXE_route53-agent");
+
+static ZONES: AtomicU32 = AtomicU32::new(0);
+
+/// A record's TTL and values as the zone holds them.
+pub type Live = Option<(i64, Vec<String>)>;
+
+pub struct World {
+    pub ministack: Ministack,
+    pub r53: Client,
+    pub imds: ImdsServer,
+    pub zone_id: String,
+    /// The zone's name without the trailing dot, e.g. `t1234-0.example.com`.
+    pub zone: String,
+    /// Where the agent sends Route 53 calls: ministack, or a relay in front.
+    pub route53_endpoint: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl World {
+    pub async fn new() -> World {
+        let ministack = Ministack::start();
+        let r53 = route53_client(&ministack.endpoint());
+        let zone = format!(
+            "t{}-{}.example.com",
+            std::process::id(),
+            ZONES.fetch_add(1, Ordering::Relaxed)
+        );
+        let zone_id = create_zone(&r53, &zone, false).await;
+        let route53_endpoint = ministack.endpoint();
+        World {
+            ministack,
+            r53,
+            imds: ImdsServer::preset_instance().await,
+            zone_id,
+            zone,
+            route53_endpoint,
+            dir: tempfile::tempdir().expect("temporary directory"),
+        }
+    }
+
+    /// Routes the agent's Route 53 calls through a relay the test controls.
+    pub async fn with_relay(mut self) -> (World, Relay) {
+        let relay = Relay::start(&self.ministack.endpoint()).await;
+        self.route53_endpoint = relay.endpoint();
+        (self, relay)
+    }
+
+    /// Writes a config file; `{ZONE_ID}` and `{ZONE}` are replaced.
+    pub fn config(&self, body: &str) -> PathBuf {
+        let path = self.dir.path().join(format!(
+            "config-{}.toml",
+            ZONES.fetch_add(1, Ordering::Relaxed)
+        ));
+        let text = body
+            .replace("{ZONE_ID}", &self.zone_id)
+            .replace("{ZONE}", &self.zone);
+        std::fs::write(&path, text).expect("writing the config file");
+        path
+    }
+
+    /// A simple config: one A record for the Name tag, polled every second.
+    pub fn simple_config(&self) -> PathBuf {
+        self.config(
+            r#"
+            poll_interval = "1s"
+            shutdown_timeout = "10s"
+            [[record]]
+            zone_id = "{ZONE_ID}"
+            name = "{tag:Name}.{ZONE}"
+            "#,
+        )
+    }
+
+    pub fn name(&self, label: &str) -> String {
+        format!("{label}.{}", self.zone)
+    }
+
+    fn command(&self, args: &[&str], config: &Path) -> Command {
+        let mut command = Command::new(AGENT);
+        command.args(args).arg("--config").arg(config);
+        for key in AGENT_ENV_REMOVE {
+            command.env_remove(key);
+        }
+        command
+            .envs(agent_env(&self.imds.endpoint(), &self.route53_endpoint))
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs a one-shot command to the end.
+    pub async fn once(&self, command: &str, config: &Path) -> Finished {
+        let output = tokio::time::timeout(
+            Duration::from_secs(60),
+            self.command(&[command], config).output(),
+        )
+        .await
+        .expect("a one-shot command finishes within a minute")
+        .expect("the agent binary starts");
+        Finished {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Starts `route53-agent run`, its log going to a file.
+    pub fn spawn(&self, config: &Path) -> Agent {
+        let log = self.dir.path().join(format!(
+            "agent-{}.log",
+            ZONES.fetch_add(1, Ordering::Relaxed)
+        ));
+        let file = std::fs::File::create(&log).expect("agent log file");
+        let child = self
+            .command(&["run"], config)
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("the agent binary starts");
+        Agent { child, log }
+    }
+
+    pub async fn record(&self, name: &str, rr_type: RrType) -> Live {
+        values_of(&records(&self.r53, &self.zone_id).await, name, rr_type)
+    }
+
+    /// Polls the zone until `wanted` holds for the record, or panics after
+    /// `within`, showing the agent's log.
+    pub async fn wait_for(
+        &self,
+        agent: &Agent,
+        name: &str,
+        rr_type: RrType,
+        within: Duration,
+        wanted: impl Fn(&Live) -> bool,
+    ) -> Live {
+        let deadline = Instant::now() + within;
+        loop {
+            let live = self.record(name, rr_type.clone()).await;
+            if wanted(&live) {
+                return live;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{name} {rr_type:?} is {live:?} after {within:?}; agent log:\n{}",
+                    agent.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A record holding exactly these values, with this TTL.
+pub fn holds(ttl: i64, values: &[&str]) -> impl Fn(&Live) -> bool {
+    let expected: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+    move |live| live.as_ref() == Some(&(ttl, expected.clone()))
+}
+
+pub fn absent(live: &Live) -> bool {
+    live.is_none()
+}
+
+/// The end of a one-shot command.
+#[derive(Debug)]
+pub struct Finished {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// A running `route53-agent run`.
+pub struct Agent {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Agent {
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("the agent is still running");
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} {pid} failed");
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub async fn exit_code(&mut self, within: Duration) -> Option<i32> {
+        match tokio::time::timeout(within, self.child.wait()).await {
+            Ok(status) => status.expect("waiting for the agent").code(),
+            Err(_) => panic!(
+                "the agent did not exit within {within:?}; log:\n{}",
+                self.log()
+            ),
+        }
+    }
+
+    /// Waits until the log holds `text`.
+    pub async fn wait_log(&self, text: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        while !self.log().contains(text) {
+            if Instant::now() > deadline {
+                panic!("no {text:?} in the log after {within:?}:\n{}", self.log());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A TCP relay in front of ministack. Once told to hang, it stops relaying
+/// on every connection, open or new, and answers nothing: a Route 53
+/// endpoint behind a broken network.
+pub struct Relay {
+    port: u16,
+    hang: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(upstream: &str) -> Relay {
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("relay port");
+        let port = listener.local_addr().expect("relay address").port();
+        let (hang, hanging) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                tokio::spawn(relay(inbound, upstream.clone(), hanging.clone()));
+            }
+        });
+        Relay { port, hang, task }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn hang(&self) {
+        self.hang.send_replace(true);
+    }
+}
+
+async fn relay(mut inbound: TcpStream, upstream: String, mut hanging: watch::Receiver<bool>) {
+    let relayed = async {
+        if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
+            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+        }
+    };
+    let told_to_hang = async {
+        let _ = hanging.wait_for(|hang| *hang).await.map(|_| ());
+    };
+    tokio::select! {
+        _ = relayed => {}
+        _ = told_to_hang => {
+            // Keep the client's connection open and say nothing.
+            tokio::time::sleep(Duration::from_secs(300)).await;
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

@@ -1,0 +1,478 @@
+//! End to end: the built `route53-agent` binary, run as its own process,
+//! against ministack (Route 53) and the strict IMDSv2 stand-in, pointed at
+//! them with the standard AWS settings exactly as a user would.
+
+mod common;
+
+use std::time::Duration;
+
+use aws_sdk_route53::types::RrType;
+use common::{World, absent, holds};
+use route53_agent_testkit::route53::delete;
+use route53_agent_testkit::upsert;
+
+const SOON: Duration = Duration::from_secs(15);
+const EXIT: Duration = Duration::from_secs(15);
+
+#[tokio::test]
+async fn boot_registers_then_sigterm_deletes_and_exits_0() {
+    let world = World::new().await;
+    let name = world.name("web-1");
+    let mut agent = world.spawn(&world.simple_config());
+
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+    agent.signal("TERM");
+    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        None,
+        "{}",
+        agent.log()
+    );
+    assert!(agent.log().contains("record deleted"), "{}", agent.log());
+}
+
+#[tokio::test]
+async fn sigint_deletes_and_exits_0() {
+    let world = World::new().await;
+    let name = world.name("web-1");
+    let mut agent = world.spawn(&world.simple_config());
+
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+    agent.signal("INT");
+    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    assert_eq!(world.record(&name, RrType::A).await, None);
+}
+
+#[tokio::test]
+async fn an_address_change_is_followed_and_nothing_is_rewritten_meanwhile() {
+    let world = World::new().await;
+    let name = world.name("web-1");
+    let mut agent = world.spawn(&world.simple_config());
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+
+    // Three quiet polls: no second write.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(
+        agent.log().matches("record upserted").count(),
+        1,
+        "{}",
+        agent.log()
+    );
+
+    world.imds.set("local-ipv4", "10.0.0.11");
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.11"]))
+        .await;
+    assert_eq!(
+        agent.log().matches("record upserted").count(),
+        2,
+        "{}",
+        agent.log()
+    );
+
+    agent.signal("TERM");
+    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    assert_eq!(world.record(&name, RrType::A).await, None);
+}
+
+#[tokio::test]
+async fn a_value_changed_by_someone_else_survives_shutdown() {
+    let world = World::new().await;
+    let name = world.name("web-1");
+    let mut agent = world.spawn(&world.simple_config());
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+
+    // Someone points the name elsewhere; the agent must not take it back
+    // when it shuts down.
+    upsert(
+        &world.r53,
+        &world.zone_id,
+        &name,
+        RrType::A,
+        60,
+        &["192.0.2.99"],
+    )
+    .await;
+    agent.signal("TERM");
+    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((60, vec!["192.0.2.99".to_string()]))
+    );
+    assert!(
+        agent.log().contains("changed by someone else"),
+        "{}",
+        agent.log()
+    );
+}
+
+#[tokio::test]
+async fn a_record_already_deleted_counts_as_deleted() {
+    let world = World::new().await;
+    let name = world.name("web-1");
+    let mut agent = world.spawn(&world.simple_config());
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+
+    delete(
+        &world.r53,
+        &world.zone_id,
+        &name,
+        RrType::A,
+        60,
+        &["10.0.0.10"],
+    )
+    .await
+    .expect("deleting the record as someone else");
+    agent.signal("TERM");
+    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    assert!(
+        agent.log().contains("record already gone"),
+        "{}",
+        agent.log()
+    );
+}
+
+#[tokio::test]
+async fn a_bad_config_is_refused_before_any_network_call() {
+    let world = World::new().await;
+    let config = world.config(
+        r#"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{tag:Name}.{ZONE}"
+        weigth = 10
+        "#,
+    );
+    for command in ["run", "register", "plan", "deregister"] {
+        let finished = world.once(command, &config).await;
+        assert_eq!(finished.code, Some(64), "{command}: {finished:?}");
+        assert!(
+            finished.stderr.contains("unknown field `weigth`"),
+            "{finished:?}"
+        );
+        assert!(
+            finished.stderr.contains(&*config.to_string_lossy()),
+            "{finished:?}"
+        );
+    }
+    assert_eq!(world.imds.token_requests() + world.imds.get_requests(), 0);
+
+    let missing = world.dir.path().join("nope.toml");
+    let finished = world.once("run", &missing).await;
+    assert_eq!(finished.code, Some(64), "{finished:?}");
+    assert!(
+        finished.stderr.contains("cannot read config file"),
+        "{finished:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_name_outside_its_zone_is_refused_before_any_write() {
+    let world = World::new().await;
+    let config = world.config(
+        r#"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{tag:Name}.elsewhere.example.org"
+        "#,
+    );
+    for command in ["register", "run"] {
+        let finished = world.once(command, &config).await;
+        assert_eq!(finished.code, Some(64), "{command}: {finished:?}");
+        assert!(
+            finished.stderr.contains("outside hosted zone"),
+            "{finished:?}"
+        );
+    }
+    let names: Vec<String> = route53_agent_testkit::records(&world.r53, &world.zone_id)
+        .await
+        .iter()
+        .map(|set| set.name().to_string())
+        .collect();
+    assert!(names.iter().all(|n| !n.contains("elsewhere")), "{names:?}");
+}
+
+#[tokio::test]
+async fn a_garbage_address_is_never_published() {
+    let world = World::new().await;
+    let name = world.name("web-1");
+    world.imds.set(
+        "local-ipv4",
+        "<html><body>503 Service Unavailable</body></html>",
+    );
+    let finished = world.once("register", &world.simple_config()).await;
+    assert_eq!(finished.code, Some(1), "{finished:?}");
+    assert!(
+        finished.stderr.contains("not an IPv4 address"),
+        "{finished:?}"
+    );
+    assert_eq!(world.record(&name, RrType::A).await, None);
+
+    // While running, a garbage answer keeps the last good record.
+    world.imds.set("local-ipv4", "10.0.0.10");
+    let mut agent = world.spawn(&world.simple_config());
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+    world.imds.set("local-ipv4", "10.0.0.999");
+    agent.wait_log("not an IPv4 address", SOON).await;
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((60, vec!["10.0.0.10".to_string()]))
+    );
+    agent.signal("TERM");
+    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+}
+
+#[tokio::test]
+async fn disabled_metadata_tags_are_explained_and_nothing_is_written() {
+    let world = World::new().await;
+    world.imds.set_tags_enabled(false);
+    let finished = world.once("register", &world.simple_config()).await;
+    assert_eq!(finished.code, Some(1), "{finished:?}");
+    assert!(
+        finished
+            .stderr
+            .contains("instance metadata tags are not enabled"),
+        "{finished:?}"
+    );
+    assert!(
+        finished.stderr.contains("--instance-metadata-tags enabled"),
+        "{finished:?}"
+    );
+    let records = route53_agent_testkit::records(&world.r53, &world.zone_id).await;
+    assert!(
+        records.iter().all(|set| set.r#type() != &RrType::A),
+        "{records:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_tag_value_that_is_not_a_label_is_refused_naming_the_tag() {
+    let world = World::new().await;
+    world.imds.set("tags/instance/Name", "web server #1");
+    let finished = world.once("register", &world.simple_config()).await;
+    assert_eq!(finished.code, Some(1), "{finished:?}");
+    assert!(finished.stderr.contains("tag `Name`"), "{finished:?}");
+    let records = route53_agent_testkit::records(&world.r53, &world.zone_id).await;
+    assert!(
+        records.iter().all(|set| set.r#type() != &RrType::A),
+        "{records:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_public_address_that_appears_later_is_registered() {
+    let world = World::new().await;
+    let name = world.name("pub");
+    let config = world.config(
+        r#"
+        poll_interval = "1s"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "pub.{ZONE}"
+        value = "public-ipv4"
+        ttl = 300
+        "#,
+    );
+    let mut agent = world.spawn(&config);
+    agent.wait_log("no public-ipv4 address yet", SOON).await;
+    assert_eq!(world.record(&name, RrType::A).await, None);
+
+    // An Elastic IP is associated.
+    world.imds.set("public-ipv4", "203.0.113.7");
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(300, &["203.0.113.7"]))
+        .await;
+    agent.signal("TERM");
+    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    assert_eq!(world.record(&name, RrType::A).await, None);
+}
+
+#[tokio::test]
+async fn aaaa_records_come_from_ipv6() {
+    let world = World::new().await;
+    let name = world.name("web-1");
+    world.imds.set("ipv6", "2001:db8::10");
+    let config = world.config(
+        r#"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{tag:Name}.{ZONE}"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{tag:Name}.{ZONE}"
+        type = "AAAA"
+        "#,
+    );
+    let finished = world.once("register", &config).await;
+    assert_eq!(finished.code, Some(0), "{finished:?}");
+    assert_eq!(
+        world.record(&name, RrType::Aaaa).await,
+        Some((60, vec!["2001:db8::10".to_string()]))
+    );
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((60, vec!["10.0.0.10".to_string()]))
+    );
+}
+
+#[tokio::test]
+async fn register_plan_and_deregister_as_one_shot_commands() {
+    let world = World::new().await;
+    let name = world.name("web-1");
+    let config = world.simple_config();
+
+    let plan = world.once("plan", &config).await;
+    assert_eq!(plan.code, Some(0), "{plan:?}");
+    assert!(plan.stdout.contains(&format!("{name}.")), "{plan:?}");
+    assert!(plan.stdout.contains(&world.zone_id), "{plan:?}");
+    assert!(plan.stdout.contains(" A 60 10.0.0.10"), "{plan:?}");
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        None,
+        "plan wrote nothing"
+    );
+
+    let register = world.once("register", &config).await;
+    assert_eq!(register.code, Some(0), "{register:?}");
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((60, vec!["10.0.0.10".to_string()]))
+    );
+
+    let deregister = world.once("deregister", &config).await;
+    assert_eq!(deregister.code, Some(0), "{deregister:?}");
+    assert_eq!(world.record(&name, RrType::A).await, None);
+
+    // Deregistering again: nothing there is fine.
+    let again = world.once("deregister", &config).await;
+    assert_eq!(again.code, Some(0), "{again:?}");
+}
+
+#[tokio::test]
+async fn deregister_leaves_a_record_that_holds_other_values() {
+    let world = World::new().await;
+    let name = world.name("web-1");
+    upsert(
+        &world.r53,
+        &world.zone_id,
+        &name,
+        RrType::A,
+        60,
+        &["192.0.2.50"],
+    )
+    .await;
+    let finished = world.once("deregister", &world.simple_config()).await;
+    assert_eq!(finished.code, Some(0), "{finished:?}");
+    assert!(
+        finished.stderr.contains("changed by someone else"),
+        "{finished:?}"
+    );
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((60, vec!["192.0.2.50".to_string()]))
+    );
+}
+
+#[tokio::test]
+async fn a_tag_rename_moves_the_record() {
+    let world = World::new().await;
+    let mut agent = world.spawn(&world.simple_config());
+    world
+        .wait_for(
+            &agent,
+            &world.name("web-1"),
+            RrType::A,
+            SOON,
+            holds(60, &["10.0.0.10"]),
+        )
+        .await;
+
+    world.imds.set("tags/instance/Name", "web-2");
+    world
+        .wait_for(
+            &agent,
+            &world.name("web-2"),
+            RrType::A,
+            SOON,
+            holds(60, &["10.0.0.10"]),
+        )
+        .await;
+    world
+        .wait_for(&agent, &world.name("web-1"), RrType::A, SOON, absent)
+        .await;
+
+    agent.signal("TERM");
+    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    assert_eq!(world.record(&world.name("web-2"), RrType::A).await, None);
+}
+
+#[tokio::test]
+async fn route53_hanging_at_shutdown_gives_up_at_the_deadline() {
+    let (world, relay) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    let config = world.config(
+        r#"
+        poll_interval = "1s"
+        shutdown_timeout = "2s"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{tag:Name}.{ZONE}"
+        "#,
+    );
+    let mut agent = world.spawn(&config);
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+
+    relay.hang();
+    let began = std::time::Instant::now();
+    agent.signal("TERM");
+    let code = agent.exit_code(EXIT).await;
+    let took = began.elapsed();
+    let log = agent.log();
+    assert_eq!(code, Some(75), "{log}");
+    assert!(took < Duration::from_secs(5), "took {took:?}: {log}");
+    assert!(log.contains("left behind"), "{log}");
+    assert!(log.contains(&name), "names the record left behind: {log}");
+}
+
+#[tokio::test]
+async fn a_second_signal_exits_at_once_with_a_non_zero_code() {
+    let (world, relay) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    let config = world.config(
+        r#"
+        poll_interval = "1s"
+        shutdown_timeout = "30s"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{tag:Name}.{ZONE}"
+        "#,
+    );
+    let mut agent = world.spawn(&config);
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+
+    // Deregistration hangs on Route 53; the second signal must not wait.
+    relay.hang();
+    agent.signal("TERM");
+    agent.wait_log("shutting down", SOON).await;
+    let began = std::time::Instant::now();
+    agent.signal("INT");
+    assert_eq!(agent.exit_code(EXIT).await, Some(130), "{}", agent.log());
+    assert!(began.elapsed() < Duration::from_secs(3), "{}", agent.log());
+}

@@ -8,21 +8,22 @@
 //! `poll_interval` until shutdown, then deregisters within
 //! `shutdown_timeout`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use tokio::time::{Instant, sleep, timeout};
+use tokio::time::{Instant, sleep, timeout_at};
 use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
 use crate::metadata::{InstanceFacts, Metadata, MetadataError, Needs};
-use crate::plan::{self, DesiredRecord, PlanError, Planned, ZoneNames};
-use crate::route53::{DeleteOutcome, Route53, Route53Error};
+use crate::plan::{self, DesiredRecord, PlanError, Planned, Slot, Zones};
+use crate::registrar::{DeleteOutcome, Expect, Registrar};
+use crate::route53::{Route53, Route53Error};
 use crate::shutdown::Shutdown;
 
 /// Route 53 error codes that no retry will cure: the configuration or the
 /// instance's permissions must change first.
-const FINAL_CODES: &[&str] = &["NoSuchHostedZone", "AccessDenied", "InvalidInput"];
+const FINAL_CODES: &[&str] = &["AccessDenied", "InvalidInput"];
 
 /// Why the agent stopped, or could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,8 @@ pub enum AgentError {
          left behind: {records}"
     )]
     LeftBehind { timeout: String, records: String },
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
 }
 
 /// The outcome of one [`Agent::sync`] pass.
@@ -51,6 +54,9 @@ pub struct SyncReport {
     pub written: Vec<DesiredRecord>,
     /// Records that could not be written, with the reason.
     pub problems: Vec<String>,
+    /// True when every configured record could be planned: only then does
+    /// the agent know every record it wants, which garbage collection needs.
+    pub complete: bool,
 }
 
 /// The agent's state between passes.
@@ -59,12 +65,16 @@ pub struct Agent {
     needs: Needs,
     metadata: Metadata,
     route53: Route53,
-    zones: ZoneNames,
-    /// What Route 53 accepted from this process, by configured record index.
-    written: BTreeMap<usize, DesiredRecord>,
+    zones: Zones,
+    /// What Route 53 accepted from this process.
+    written: BTreeMap<Slot, DesiredRecord>,
+    /// Records refused because the name belongs to someone else or clashes
+    /// with what is live: tried again only when the record itself changes.
+    refused: BTreeMap<Slot, DesiredRecord>,
     /// The last problem logged per record, so each is logged once, not on
     /// every poll.
-    reported: BTreeMap<usize, String>,
+    reported: BTreeMap<Slot, String>,
+    instance_id: Option<String>,
 }
 
 impl Agent {
@@ -74,20 +84,22 @@ impl Agent {
             config,
             metadata,
             route53,
-            zones: ZoneNames::new(),
+            zones: Zones::new(),
             written: BTreeMap::new(),
+            refused: BTreeMap::new(),
             reported: BTreeMap::new(),
+            instance_id: None,
         }
     }
 
     /// Looks up every configured hosted zone and checks that each record's
     /// name can only lie inside its zone. Nothing is written before this.
     pub async fn resolve_zones(&mut self) -> Result<(), AgentError> {
-        let mut zones = ZoneNames::new();
-        for zone_id in self.config.zone_ids() {
-            let name = self.route53.zone_name(zone_id).await?;
-            debug!(zone_id = %zone_id, zone = %name, "found hosted zone");
-            zones.insert(zone_id.clone(), name);
+        let mut zones = Zones::new();
+        for zone_ref in self.config.zones() {
+            let zone = self.route53.zone(zone_ref).await?;
+            debug!(zone = %zone_ref, zone_id = %zone.id, name = %zone.name, "found hosted zone");
+            zones.insert(zone_ref.clone(), zone);
         }
         plan::check_zones(&self.config, &zones).map_err(AgentError::Zones)?;
         self.zones = zones;
@@ -95,31 +107,43 @@ impl Agent {
     }
 
     /// Reads the facts and plans every record, writing nothing.
-    pub async fn plan(&mut self) -> Result<(InstanceFacts, Vec<Planned>), AgentError> {
+    pub async fn plan(&mut self) -> Result<(InstanceFacts, Vec<(Slot, Planned)>), AgentError> {
         let facts = self.metadata.read(&self.needs).await?;
+        self.instance_id = Some(facts.instance_id.clone());
         let planned = plan::plan(&self.config, &facts, &self.zones);
         Ok((facts, planned))
     }
 
-    /// One pass: read the facts, plan, and UPSERT what differs from what was
+    fn registrar(&self, instance_id: &str) -> Registrar {
+        Registrar::new(self.route53.clone(), &self.config.owner_prefix, instance_id)
+    }
+
+    /// One pass: read the facts, plan, and write what differs from what was
     /// written before, one change batch per name. A record whose name changed
     /// is written under the new name first; the old one is then deleted if it
-    /// still holds what the agent wrote.
+    /// is still ours.
     pub async fn sync(&mut self) -> Result<SyncReport, AgentError> {
         let (facts, planned) = self.plan().await?;
-        let mut report = SyncReport::default();
+        let registrar = self.registrar(&facts.instance_id);
+        let mut report = SyncReport {
+            complete: planned.iter().all(|(_, p)| matches!(p, Planned::Ready(_))),
+            ..SyncReport::default()
+        };
         let mut changed = Vec::new();
-        for (index, entry) in planned.into_iter().enumerate() {
+        for (slot, entry) in planned {
             match entry {
-                Planned::Ready(record) if self.written.get(&index) == Some(&record) => {
-                    self.reported.remove(&index);
+                Planned::Ready(record) if self.written.get(&slot) == Some(&record) => {
+                    self.reported.remove(&slot);
                 }
-                Planned::Ready(record) => changed.push((index, record)),
-                Planned::Waiting(why) => report.problems.push(self.note(index, why, false)),
-                Planned::Failed(why) => {
+                Planned::Ready(record) if self.refused.get(&slot) == Some(&record) => {
                     report
                         .problems
-                        .push(self.note(index, why.to_string(), true))
+                        .push(self.reported.get(&slot).cloned().unwrap_or_default());
+                }
+                Planned::Ready(record) => changed.push((slot, record)),
+                Planned::Waiting(why) => report.problems.push(self.note(slot, why, false)),
+                Planned::Failed(why) => {
+                    report.problems.push(self.note(slot, why.to_string(), true))
                 }
             }
         }
@@ -128,47 +152,57 @@ impl Agent {
             return Ok(report);
         }
 
-        let mut replaced = Vec::new();
-        for (_, group) in plan::batches(changed.iter().map(|(_, record)| record)) {
-            match self.route53.upsert(&group).await {
-                Ok(change_id) => {
-                    for record in &group {
-                        info!(
-                            instance_id = %facts.instance_id, zone_id = %record.zone_id,
-                            record = %record, values = %record.values.join(" "),
-                            ttl = record.ttl, change_id = %change_id, "record upserted"
-                        );
-                    }
-                    report
-                        .written
-                        .extend(group.iter().map(|record| (*record).clone()));
-                }
+        let mut retired = Vec::new();
+        for (_, group) in plan::batches(changed.iter().map(|(slot, record)| (*slot, record))) {
+            let batch: Vec<(Slot, &DesiredRecord, Option<&DesiredRecord>)> = group
+                .iter()
+                .map(|(slot, record)| (*slot, *record, self.written.get(slot)))
+                .collect();
+            let outcome = match registrar.register(&batch).await {
+                Ok(outcome) => outcome,
                 Err(error) => {
-                    error!(record = %plan::names(group.iter().copied()), error = %error, "upsert failed; will try again next poll");
+                    let names = plan::names(group.iter().map(|(_, record)| *record));
+                    if error.is_invalid_change_batch() {
+                        warn!(record = %names, error = %error, "the zone changed while writing; checking again next poll");
+                    } else {
+                        error!(record = %names, error = %error, "write failed; will try again next poll");
+                    }
                     report.problems.push(error.to_string());
+                    continue;
+                }
+            };
+            for (slot, why) in outcome.refused {
+                let record = changed_record(&changed, slot);
+                report.problems.push(self.note(slot, why, true));
+                self.refused.insert(slot, record.clone());
+            }
+            for slot in outcome.written {
+                let record = changed_record(&changed, slot).clone();
+                info!(
+                    instance_id = %facts.instance_id, zone_id = %record.zone_id,
+                    record = %record, values = %record.values.join(" "), ttl = record.ttl,
+                    change_id = outcome.change_id.as_deref().unwrap_or_default(),
+                    "record written"
+                );
+                self.reported.remove(&slot);
+                self.refused.remove(&slot);
+                report.written.push(record.clone());
+                if let Some(old) = self.written.insert(slot, record.clone())
+                    && old.key() != record.key()
+                {
+                    retired.push(old);
                 }
             }
         }
-        for (index, record) in changed {
-            if !report.written.contains(&record) {
-                continue;
-            }
-            self.reported.remove(&index);
-            if let Some(old) = self.written.insert(index, record.clone())
-                && old.name != record.name
-            {
-                replaced.push(old);
-            }
-        }
-        for old in replaced {
-            self.retire(&old).await;
+        for old in retired {
+            self.retire(&registrar, &old).await;
         }
         Ok(report)
     }
 
     /// Removes a record this process wrote under a name it no longer uses,
-    /// unless another configured record now writes the same name and type.
-    async fn retire(&mut self, old: &DesiredRecord) {
+    /// unless another configured record now writes the same set.
+    async fn retire(&mut self, registrar: &Registrar, old: &DesiredRecord) {
         if self
             .written
             .values()
@@ -176,38 +210,44 @@ impl Agent {
         {
             return;
         }
-        match self.route53.delete_if_unchanged(old).await {
+        match registrar.delete(old, Expect::Written).await {
             Ok(outcome) => log_delete(old, &outcome, "old name"),
             Err(error) => error!(record = %old, error = %error, "could not delete the old name"),
         }
     }
 
     /// Logs a problem with one record the first time it is seen.
-    fn note(&mut self, index: usize, why: String, is_error: bool) -> String {
-        if self.reported.get(&index) != Some(&why) {
-            let template = self.config.records[index].name.as_str();
+    fn note(&mut self, slot: Slot, why: String, is_error: bool) -> String {
+        if self.reported.get(&slot) != Some(&why) {
+            let template = self.config.records[slot.index].name.as_str();
+            let kind = if slot.ptr { "PTR of " } else { "" };
             if is_error {
-                error!(record = template, "{why}; nothing written for this record");
+                error!(record = %format!("{kind}{template}"), "{why}; nothing written for this record");
             } else {
-                warn!(record = template, "waiting: {why}");
+                warn!(record = %format!("{kind}{template}"), "waiting: {why}");
             }
-            self.reported.insert(index, why.clone());
+            self.reported.insert(slot, why.clone());
         }
         why
     }
 
-    /// Deletes every record this process wrote, each only while it still holds
-    /// what was written. Records changed by someone else are left, with a
-    /// warning, and count as done.
+    /// Deletes every record this process wrote, each with its marker and
+    /// only while both are still ours and the record holds what was written.
+    /// Records changed by someone else are left, with a warning, and count as
+    /// done.
     pub async fn deregister_written(&mut self) -> Result<(), AgentError> {
-        let records: Vec<(usize, DesiredRecord)> =
-            self.written.iter().map(|(i, r)| (*i, r.clone())).collect();
+        let Some(instance_id) = self.instance_id.clone() else {
+            return Ok(());
+        };
+        let registrar = self.registrar(&instance_id);
+        let records: Vec<(Slot, DesiredRecord)> =
+            self.written.iter().map(|(s, r)| (*s, r.clone())).collect();
         let mut failures = Vec::new();
-        for (index, record) in records {
-            match self.route53.delete_if_unchanged(&record).await {
+        for (slot, record) in records {
+            match registrar.delete(&record, Expect::Written).await {
                 Ok(outcome) => {
                     log_delete(&record, &outcome, "shutdown");
-                    self.written.remove(&index);
+                    self.written.remove(&slot);
                 }
                 Err(error) => {
                     error!(record = %record, error = %error, "delete failed");
@@ -225,34 +265,82 @@ impl Agent {
         }
     }
 
-    /// Deletes the records the current facts describe, each only while it
-    /// holds exactly the planned values: the one-shot `deregister`.
+    /// Deletes the records the current facts describe, each only while its
+    /// marker names this instance: the one-shot `deregister`.
     pub async fn deregister_planned(&mut self) -> Result<(), AgentError> {
-        let (_, planned) = self.plan().await?;
+        let (facts, planned) = self.plan().await?;
+        let registrar = self.registrar(&facts.instance_id);
         let mut problems = Vec::new();
-        for (index, entry) in planned.into_iter().enumerate() {
+        for (_, entry) in planned {
             match entry {
-                Planned::Ready(record) => {
-                    self.written.insert(index, record);
-                }
-                Planned::Waiting(why) => problems.push(why),
+                Planned::Ready(record) => match registrar.delete(&record, Expect::Marked).await {
+                    Ok(outcome) => log_delete(&record, &outcome, "deregister"),
+                    Err(error) => problems.push(format!("{record} ({error})")),
+                },
+                Planned::Waiting(why) => problems.push(format!("name or value unknown: {why}")),
                 Planned::Failed(why) => problems.push(why.to_string()),
             }
         }
-        let deleted = self.deregister_written().await;
-        if !problems.is_empty() {
-            return Err(AgentError::NotDeleted {
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(AgentError::NotDeleted {
                 count: problems.len(),
-                details: format!("their names or values are unknown: {}", problems.join("; ")),
+                details: problems.join("; "),
+            })
+        }
+    }
+
+    /// Removes records whose marker names this instance but that no
+    /// configured record produces now. Refuses to guess while any record
+    /// cannot be planned: its record might be one of those found.
+    pub async fn gc(&mut self) -> Result<Vec<String>, AgentError> {
+        let (facts, planned) = self.plan().await?;
+        let mut wanted = BTreeSet::new();
+        let mut unknown = Vec::new();
+        for (_, entry) in planned {
+            match entry {
+                Planned::Ready(record) => {
+                    wanted.insert((
+                        record.zone_id.clone(),
+                        record.name.clone(),
+                        record.record_type,
+                        record.set_identifier.clone(),
+                    ));
+                }
+                Planned::Waiting(why) => unknown.push(why),
+                Planned::Failed(why) => unknown.push(why.to_string()),
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(AgentError::NotDeleted {
+                count: 0,
+                details: format!(
+                    "garbage collection needs every configured record planned, and some are not: {}",
+                    unknown.join("; ")
+                ),
             });
         }
-        deleted
+        let zones = self.zones.values().map(|zone| zone.id.clone()).collect();
+        let removed = self
+            .registrar(&facts.instance_id)
+            .gc(&zones, &wanted)
+            .await?;
+        Ok(removed)
     }
 
     /// Records written and not yet deleted, for logs and errors.
     pub fn written_names(&self) -> String {
         plan::names(self.written.values())
     }
+}
+
+fn changed_record(changed: &[(Slot, DesiredRecord)], slot: Slot) -> &DesiredRecord {
+    changed
+        .iter()
+        .find(|(s, _)| *s == slot)
+        .map(|(_, record)| record)
+        .unwrap_or_else(|| unreachable!("a batch only reports slots it was given"))
 }
 
 fn log_delete(record: &DesiredRecord, outcome: &DeleteOutcome, why: &str) {
@@ -263,9 +351,9 @@ fn log_delete(record: &DesiredRecord, outcome: &DeleteOutcome, why: &str) {
         DeleteOutcome::AlreadyGone => {
             info!(zone_id = %record.zone_id, record = %record, reason = why, "record already gone")
         }
-        DeleteOutcome::ChangedBySomeoneElse(live) => warn!(
-            zone_id = %record.zone_id, record = %record, live = %live,
-            "record changed by someone else since it was written; left alone"
+        DeleteOutcome::LeftAlone(detail) => warn!(
+            zone_id = %record.zone_id, record = %record, reason = why,
+            "{detail}; left alone"
         ),
     }
 }
@@ -273,10 +361,13 @@ fn log_delete(record: &DesiredRecord, outcome: &DeleteOutcome, why: &str) {
 /// True when retrying cannot help until a person changes something.
 pub fn is_final(error: &AgentError) -> bool {
     match error {
-        AgentError::Route53(error) => error
-            .code
-            .as_deref()
-            .is_some_and(|code| FINAL_CODES.contains(&code)),
+        AgentError::Route53(error) => {
+            error.is_config()
+                || error
+                    .code
+                    .as_deref()
+                    .is_some_and(|code| FINAL_CODES.contains(&code))
+        }
         AgentError::Zones(_) => true,
         _ => false,
     }
@@ -285,37 +376,40 @@ pub fn is_final(error: &AgentError) -> bool {
 /// The daemon: registers, follows changes every `poll_interval`, and on
 /// shutdown deletes what it wrote within `shutdown_timeout`.
 ///
-/// Only the waits between passes are raced against shutdown: a change
-/// already sent to Route 53 is allowed to finish, and then the records are
-/// deleted.
+/// The waits between passes are raced against shutdown. A pass already
+/// under way when the signal comes (a change may be in flight) is allowed to
+/// go on, but only until the shutdown deadline; the records are then
+/// deleted in whatever time is left.
 pub async fn run(mut agent: Agent, mut shutdown: Shutdown) -> Result<(), AgentError> {
     let poll = agent.config.poll_interval;
-    let started = loop {
-        match agent.resolve_zones().await {
-            Ok(()) => break true,
-            Err(error) if is_final(&error) => return Err(error),
-            Err(error) => warn!(error = %error, "cannot look up hosted zones yet; retrying"),
-        }
-        if wait_or_shutdown(poll, &mut shutdown).await {
-            break false;
-        }
-    };
-
-    if started {
-        info!(records = agent.config.records.len(), "agent running");
-        loop {
-            if let Err(error) = agent.sync().await {
-                warn!(error = %error, "pass failed; keeping the records as they are");
+    let shutdown_timeout = agent.config.shutdown_timeout;
+    let mut deadline = None;
+    let mut started = false;
+    let mut gc_pending = agent.config.gc_at_start;
+    while deadline.is_none() {
+        let step = agent.step(started, &mut gc_pending);
+        tokio::pin!(step);
+        let outcome = tokio::select! {
+            outcome = &mut step => outcome,
+            reason = shutdown.requested() => {
+                info!(%reason, "stopping once the pass under way ends");
+                let until = Instant::now() + shutdown_timeout;
+                deadline = Some(until);
+                timeout_at(until, step).await.unwrap_or(Ok(started))
             }
-            if wait_or_shutdown(poll, &mut shutdown).await {
-                break;
-            }
+        };
+        match outcome {
+            Ok(now_started) => started = now_started,
+            Err(error) => return Err(error),
+        }
+        if deadline.is_none() && wait_or_shutdown(poll, &mut shutdown).await {
+            deadline = Some(Instant::now() + shutdown_timeout);
         }
     }
 
-    let deadline = agent.config.shutdown_timeout;
+    let until = deadline.unwrap_or_else(|| Instant::now() + shutdown_timeout);
     let began = Instant::now();
-    match timeout(deadline, agent.deregister_written()).await {
+    match timeout_at(until, agent.deregister_written()).await {
         Ok(result) => {
             info!(
                 elapsed_ms = began.elapsed().as_millis() as u64,
@@ -324,9 +418,43 @@ pub async fn run(mut agent: Agent, mut shutdown: Shutdown) -> Result<(), AgentEr
             result
         }
         Err(_) => Err(AgentError::LeftBehind {
-            timeout: humantime::format_duration(deadline).to_string(),
+            timeout: humantime::format_duration(shutdown_timeout).to_string(),
             records: agent.written_names(),
         }),
+    }
+}
+
+impl Agent {
+    /// One step of the daemon: until the zones are found, look them up;
+    /// then one pass, followed by the start-up garbage collection once every
+    /// record can be planned. Returns whether the zones are found. Errors
+    /// are returned only when no retry can help.
+    async fn step(&mut self, started: bool, gc_pending: &mut bool) -> Result<bool, AgentError> {
+        if !started {
+            return match self.resolve_zones().await {
+                Ok(()) => {
+                    info!(records = self.config.records.len(), "agent running");
+                    Box::pin(self.step(true, gc_pending)).await
+                }
+                Err(error) if is_final(&error) => Err(error),
+                Err(error) => {
+                    warn!(error = %error, "cannot look up hosted zones yet; retrying");
+                    Ok(false)
+                }
+            };
+        }
+        match self.sync().await {
+            Ok(report) if *gc_pending && report.complete => {
+                *gc_pending = false;
+                match self.gc().await {
+                    Ok(removed) => debug!(removed = removed.len(), "garbage collection done"),
+                    Err(error) => warn!(error = %error, "garbage collection failed"),
+                }
+            }
+            Ok(_) => {}
+            Err(error) => warn!(error = %error, "pass failed; keeping the records as they are"),
+        }
+        Ok(true)
     }
 }
 

@@ -26,8 +26,9 @@ pub mod exit {
     pub const FAILURE: u8 = 1;
     /// The command line itself is wrong (clap's own code).
     pub const USAGE: u8 = 2;
-    /// The configuration is wrong: unreadable, invalid, or naming records
-    /// outside their hosted zones (EX_USAGE).
+    /// The configuration is wrong: unreadable, invalid, naming a hosted zone
+    /// that does not exist or is ambiguous, or naming records outside their
+    /// hosted zones (EX_USAGE).
     pub const CONFIG: u8 = 64;
     /// Shutdown ran out of time with records left behind (EX_TEMPFAIL).
     pub const LEFT_BEHIND: u8 = 75;
@@ -58,6 +59,9 @@ pub enum Command {
     Deregister,
     /// Print the records that would be written; write nothing.
     Plan,
+    /// Delete records whose ownership marker names this instance but that no
+    /// configured record produces any more (after a hard stop, say).
+    Gc,
     /// Check the configuration file only; no network calls.
     Check,
 }
@@ -139,6 +143,15 @@ async fn dispatch(cli: &Cli, config: Config) -> Result<(), AgentError> {
             agent.deregister_planned().await
         }
         (Command::Plan, _) => print_plan(&mut agent).await,
+        (Command::Gc, _) => {
+            agent.resolve_zones().await?;
+            let removed = agent.gc().await?;
+            println!("{} stale record(s) removed", removed.len());
+            for record in removed {
+                println!("removed {record}");
+            }
+            Ok(())
+        }
         _ => Ok(()),
     }
 }
@@ -164,14 +177,18 @@ async fn print_plan(agent: &mut Agent) -> Result<(), AgentError> {
         facts.instance_id, facts.az, facts.region
     );
     let mut failed = Vec::new();
-    for entry in planned {
+    for (_, entry) in planned {
         match entry {
             Planned::Ready(record) => println!(
-                "write   {:<8} {} {} {} {}",
+                "write   {:<8} {} {} {}{} {}",
                 record.zone_id,
                 record.name,
                 record.record_type,
                 record.ttl,
+                match &record.set_identifier {
+                    Some(set) => format!(" set={set} {}", record.policy.kind()),
+                    None => String::new(),
+                },
                 record.values.join(" ")
             ),
             Planned::Waiting(why) => println!("wait    {why}"),
@@ -194,6 +211,7 @@ async fn print_plan(agent: &mut Agent) -> Result<(), AgentError> {
 fn exit_code(error: &AgentError) -> u8 {
     match error {
         AgentError::Zones(_) => exit::CONFIG,
+        AgentError::Route53(error) if error.is_config() => exit::CONFIG,
         AgentError::LeftBehind { .. } => exit::LEFT_BEHIND,
         _ => exit::FAILURE,
     }

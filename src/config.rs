@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::template::NameTemplate;
+use crate::dns::DnsName;
+use crate::template::{LabelTemplate, NameTemplate};
 
 /// Where the agent looks for its configuration when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/route53-agent/config.toml";
@@ -33,34 +34,79 @@ const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(600);
 /// Route 53 accepts TTLs from 0 to 2^31 - 1 seconds.
 const MAX_TTL: u32 = 2_147_483_647;
 
+/// The first labels of every ownership marker's name, unless configured.
+pub const DEFAULT_OWNER_PREFIX: &str = "_route53-agent";
+
 /// A checked configuration.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     pub poll_interval: Duration,
     pub shutdown_timeout: Duration,
+    /// Labels put before `<type>.<record name>` to name each record's
+    /// ownership marker (a TXT record).
+    pub owner_prefix: String,
+    /// Whether `run` removes, after its first registration, records whose
+    /// marker names this instance but that no configured record produces.
+    pub gc_at_start: bool,
     pub records: Vec<RecordSpec>,
 }
 
 /// One `[[record]]` table, with defaults filled in.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RecordSpec {
-    pub zone_id: ZoneId,
+    pub zone: ZoneRef,
     pub name: NameTemplate,
     pub record_type: RecordType,
     pub value: ValueSource,
     pub ttl: u32,
+    pub routing: Routing,
+    /// Overwrite a record at the name that this instance does not own.
+    pub takeover: bool,
+    /// Where to write a PTR record for the address, if anywhere.
+    pub reverse_zone: Option<ZoneRef>,
+}
+
+/// How a hosted zone is named in the configuration.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ZoneRef {
+    Id(ZoneId),
+    /// Found with ListHostedZonesByName; `private` picks between a public and
+    /// a private zone of the same name.
+    Name {
+        name: DnsName,
+        private: Option<bool>,
+    },
+}
+
+/// A record set's routing policy. Records that share a name and type must
+/// all be simple, or all carry a set identifier with the same policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Routing {
+    Simple,
+    MultiValue {
+        set_identifier: LabelTemplate,
+    },
+    Weighted {
+        set_identifier: LabelTemplate,
+        weight: u8,
+    },
 }
 
 /// A hosted zone id without the `/hostedzone/` prefix, e.g. `Z0123456789ABC`.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ZoneId(String);
 
-/// The record types the agent writes.
+/// The record types the agent writes. A, AAAA and CNAME are configured;
+/// PTR records follow from `reverse_zone_id`, and TXT records are the
+/// agent's own ownership markers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
 pub enum RecordType {
     A,
-    #[serde(rename = "AAAA")]
     Aaaa,
+    Cname,
+    Ptr,
+    Txt,
 }
 
 /// Where a record's value comes from.
@@ -70,6 +116,8 @@ pub enum ValueSource {
     LocalIpv4,
     PublicIpv4,
     Ipv6,
+    LocalHostname,
+    PublicHostname,
 }
 
 /// Why the configuration cannot be used.
@@ -117,9 +165,12 @@ impl Config {
         raw.validate().map_err(ConfigText::Invalid)
     }
 
-    /// The distinct hosted zones the records live in.
-    pub fn zone_ids(&self) -> BTreeSet<&ZoneId> {
-        self.records.iter().map(|record| &record.zone_id).collect()
+    /// The distinct hosted zones the records (and their PTR records) live in.
+    pub fn zones(&self) -> BTreeSet<&ZoneRef> {
+        self.records
+            .iter()
+            .flat_map(|record| std::iter::once(&record.zone).chain(&record.reverse_zone))
+            .collect()
     }
 }
 
@@ -176,18 +227,62 @@ impl<'de> Deserialize<'de> for ZoneId {
     }
 }
 
+impl fmt::Display for ZoneRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ZoneRef::Id(id) => write!(f, "{id}"),
+            ZoneRef::Name {
+                name,
+                private: None,
+            } => write!(f, "{name}"),
+            ZoneRef::Name {
+                name,
+                private: Some(true),
+            } => write!(f, "{name} (private)"),
+            ZoneRef::Name {
+                name,
+                private: Some(false),
+            } => write!(f, "{name} (public)"),
+        }
+    }
+}
+
+impl Routing {
+    pub fn set_identifier(&self) -> Option<&LabelTemplate> {
+        match self {
+            Routing::Simple => None,
+            Routing::MultiValue { set_identifier } | Routing::Weighted { set_identifier, .. } => {
+                Some(set_identifier)
+            }
+        }
+    }
+
+    /// The policy's name, for errors about mixing policies.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Routing::Simple => "simple",
+            Routing::MultiValue { .. } => "multivalue",
+            Routing::Weighted { .. } => "weighted",
+        }
+    }
+}
+
 impl RecordType {
     pub fn as_str(self) -> &'static str {
         match self {
             RecordType::A => "A",
             RecordType::Aaaa => "AAAA",
+            RecordType::Cname => "CNAME",
+            RecordType::Ptr => "PTR",
+            RecordType::Txt => "TXT",
         }
     }
 
     fn default_value(self) -> ValueSource {
         match self {
-            RecordType::A => ValueSource::LocalIpv4,
             RecordType::Aaaa => ValueSource::Ipv6,
+            RecordType::Cname => ValueSource::LocalHostname,
+            _ => ValueSource::LocalIpv4,
         }
     }
 }
@@ -204,6 +299,8 @@ impl ValueSource {
             ValueSource::LocalIpv4 => "local-ipv4",
             ValueSource::PublicIpv4 => "public-ipv4",
             ValueSource::Ipv6 => "ipv6",
+            ValueSource::LocalHostname => "local-hostname",
+            ValueSource::PublicHostname => "public-hostname",
         }
     }
 
@@ -211,6 +308,9 @@ impl ValueSource {
         match self {
             ValueSource::LocalIpv4 | ValueSource::PublicIpv4 => record_type == RecordType::A,
             ValueSource::Ipv6 => record_type == RecordType::Aaaa,
+            ValueSource::LocalHostname | ValueSource::PublicHostname => {
+                record_type == RecordType::Cname
+            }
         }
     }
 }
@@ -228,6 +328,8 @@ struct RawConfig {
     poll_interval: Option<Duration>,
     #[serde(default, deserialize_with = "duration")]
     shutdown_timeout: Option<Duration>,
+    owner_prefix: Option<String>,
+    gc_at_start: Option<bool>,
     #[serde(default, rename = "record")]
     records: Vec<RawRecord>,
 }
@@ -235,12 +337,21 @@ struct RawConfig {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRecord {
-    zone_id: ZoneId,
+    zone_id: Option<ZoneId>,
+    zone: Option<String>,
+    private: Option<bool>,
     name: NameTemplate,
     #[serde(rename = "type", default)]
     record_type: Option<RecordType>,
     value: Option<ValueSource>,
     ttl: Option<u32>,
+    set_identifier: Option<LabelTemplate>,
+    #[serde(default)]
+    multivalue: bool,
+    weight: Option<u8>,
+    #[serde(default)]
+    takeover: bool,
+    reverse_zone_id: Option<ZoneId>,
 }
 
 fn duration<'de, D: serde::Deserializer<'de>>(
@@ -279,9 +390,16 @@ impl RawConfig {
             .map(|(index, raw)| raw.validate(index))
             .collect::<Result<Vec<_>, _>>()?;
         check_no_duplicates(&records)?;
+        check_shared_names(&records)?;
+        let owner_prefix = self
+            .owner_prefix
+            .unwrap_or_else(|| DEFAULT_OWNER_PREFIX.to_string());
+        check_owner_prefix(&owner_prefix)?;
         Ok(Config {
             poll_interval,
             shutdown_timeout,
+            owner_prefix: owner_prefix.trim_end_matches('.').to_ascii_lowercase(),
+            gc_at_start: self.gc_at_start.unwrap_or(true),
             records,
         })
     }
@@ -289,54 +407,172 @@ impl RawConfig {
 
 impl RawRecord {
     fn validate(self, index: usize) -> Result<RecordSpec, String> {
+        let at = |message: String| format!("record[{index}] ({}): {message}", self.name);
         let record_type = self.record_type.unwrap_or(RecordType::A);
+        if matches!(record_type, RecordType::Ptr | RecordType::Txt) {
+            return Err(at(format!(
+                "type {record_type} is not configured directly (PTR records come from \
+                 reverse_zone_id; TXT records are the agent's ownership markers)"
+            )));
+        }
         let value = self.value.unwrap_or(record_type.default_value());
         if !value.fits(record_type) {
-            return Err(format!(
-                "record[{index}] ({}): value {value} cannot fill a {record_type} record",
-                self.name
-            ));
+            return Err(at(format!(
+                "value {value} cannot fill a {record_type} record"
+            )));
         }
         let ttl = self.ttl.unwrap_or(DEFAULT_TTL);
         if ttl > MAX_TTL {
-            return Err(format!(
-                "record[{index}] ({}): ttl {ttl} is above {MAX_TTL}",
-                self.name
+            return Err(at(format!("ttl {ttl} is above {MAX_TTL}")));
+        }
+        let zone =
+            zone_ref(self.zone_id.clone(), self.zone.as_deref(), self.private).map_err(at)?;
+        let routing =
+            routing(self.set_identifier.clone(), self.multivalue, self.weight).map_err(at)?;
+        if record_type == RecordType::Cname && routing != Routing::Simple {
+            return Err(at("a CNAME record is written as a simple record; remove \
+                 set_identifier, multivalue and weight"
+                .into()));
+        }
+        if self.reverse_zone_id.is_some() && value != ValueSource::LocalIpv4 {
+            return Err(at(
+                "reverse_zone_id writes PTR records for private addresses: it needs \
+                 value = \"local-ipv4\""
+                    .into(),
             ));
         }
         Ok(RecordSpec {
-            zone_id: self.zone_id,
+            zone,
             name: self.name,
             record_type,
             value,
             ttl,
+            routing,
+            takeover: self.takeover,
+            reverse_zone: self.reverse_zone_id.map(ZoneRef::Id),
         })
     }
 }
 
-/// Two records with the same zone, name and type would overwrite each other
-/// on every poll.
+fn zone_ref(
+    id: Option<ZoneId>,
+    name: Option<&str>,
+    private: Option<bool>,
+) -> Result<ZoneRef, String> {
+    match (id, name) {
+        (Some(_), Some(_)) => Err("set zone_id or zone, not both".into()),
+        (None, None) => Err("needs zone_id, or zone (the hosted zone's name)".into()),
+        (Some(_), None) if private.is_some() => {
+            Err("private goes with zone (a name); a zone_id is already exact".into())
+        }
+        (Some(id), None) => Ok(ZoneRef::Id(id)),
+        (None, Some(name)) => DnsName::parse(name)
+            .map(|name| ZoneRef::Name { name, private })
+            .map_err(|error| format!("zone {name:?} is not a domain name: {error}")),
+    }
+}
+
+fn routing(
+    set_identifier: Option<LabelTemplate>,
+    multivalue: bool,
+    weight: Option<u8>,
+) -> Result<Routing, String> {
+    match (set_identifier, multivalue, weight) {
+        (None, false, None) => Ok(Routing::Simple),
+        (Some(set_identifier), true, None) => Ok(Routing::MultiValue { set_identifier }),
+        (Some(set_identifier), false, Some(weight)) => Ok(Routing::Weighted {
+            set_identifier,
+            weight,
+        }),
+        (Some(_), true, Some(_)) => Err("choose multivalue = true or weight, not both".into()),
+        (Some(_), false, None) => {
+            Err("set_identifier needs a routing policy: multivalue = true, or weight = N".into())
+        }
+        (None, _, _) => Err(
+            "multivalue and weight need set_identifier (for example \"{instance_id}\"), so \
+             that each instance owns its own record set"
+                .into(),
+        ),
+    }
+}
+
+/// The prefix is one or more labels that the agent puts before each marker.
+fn check_owner_prefix(prefix: &str) -> Result<(), String> {
+    let trimmed = prefix.trim_end_matches('.');
+    let valid = !trimmed.is_empty()
+        && trimmed.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        });
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "owner_prefix {prefix:?} must be one or more DNS labels, like \"{DEFAULT_OWNER_PREFIX}\""
+        ))
+    }
+}
+
+/// Two records with the same zone, name, type and set identifier would
+/// overwrite each other on every poll.
 fn check_no_duplicates(records: &[RecordSpec]) -> Result<(), String> {
     let mut seen = BTreeSet::new();
     for (index, record) in records.iter().enumerate() {
         let key = (
-            &record.zone_id,
-            record
-                .name
-                .as_str()
-                .trim_end_matches('.')
-                .to_ascii_lowercase(),
+            &record.zone,
+            name_key(&record.name),
             record.record_type,
+            record.routing.set_identifier().map(LabelTemplate::as_str),
         );
         if !seen.insert(key) {
             return Err(format!(
-                "record[{index}] repeats {} {} in zone {}; each name and type may be \
-                 configured once",
-                record.name, record.record_type, record.zone_id
+                "record[{index}] repeats {} {} in zone {}; each name, type and set \
+                 identifier may be configured once",
+                record.name, record.record_type, record.zone
             ));
         }
     }
     Ok(())
+}
+
+/// Records that share a name must agree on what Route 53 requires of them:
+/// a CNAME stands alone at its name, and records of one name and type share
+/// a routing policy.
+fn check_shared_names(records: &[RecordSpec]) -> Result<(), String> {
+    for (index, record) in records.iter().enumerate() {
+        for (other_index, other) in records.iter().enumerate().take(index) {
+            if record.zone != other.zone || name_key(&record.name) != name_key(&other.name) {
+                continue;
+            }
+            let clash = |why: &str| {
+                format!(
+                    "record[{index}] and record[{other_index}] share the name {}: {why}",
+                    record.name
+                )
+            };
+            if record.record_type == RecordType::Cname || other.record_type == RecordType::Cname {
+                return Err(clash("a CNAME cannot share its name with any other record"));
+            }
+            if record.record_type == other.record_type
+                && record.routing.kind() != other.routing.kind()
+            {
+                return Err(clash(&format!(
+                    "records of one name and type must share a routing policy, not {} and {}",
+                    other.routing.kind(),
+                    record.routing.kind()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A template compared as a name: case and the trailing dot do not count.
+fn name_key(template: &NameTemplate) -> String {
+    template.as_str().trim_end_matches('.').to_ascii_lowercase()
 }
 
 #[cfg(test)]
@@ -362,7 +598,13 @@ mod tests {
         assert_eq!(record.record_type, RecordType::A);
         assert_eq!(record.value, ValueSource::LocalIpv4);
         assert_eq!(record.ttl, DEFAULT_TTL);
-        assert_eq!(record.zone_id.as_str(), "Z0123456789ABCDEFGHIJ");
+        assert_eq!(
+            record.zone,
+            ZoneRef::Id(ZoneId::parse("Z0123456789ABCDEFGHIJ").unwrap())
+        );
+        assert_eq!(record.routing, Routing::Simple);
+        assert_eq!(config.owner_prefix, DEFAULT_OWNER_PREFIX);
+        assert!(config.gc_at_start);
     }
 
     #[test]
@@ -382,13 +624,16 @@ mod tests {
         assert_eq!(config.poll_interval, Duration::from_secs(2));
         assert_eq!(config.shutdown_timeout, Duration::from_secs(60));
         assert_eq!(config.records[0].value, ValueSource::Ipv6);
-        assert_eq!(config.records[0].zone_id.as_str(), "ZABC");
+        assert_eq!(
+            config.records[0].zone,
+            ZoneRef::Id(ZoneId::parse("ZABC").unwrap())
+        );
     }
 
     #[test]
     fn unknown_keys_are_named() {
-        let error = parse(&format!("{MINIMAL}\nweight = 3\n")).unwrap_err();
-        assert!(error.contains("unknown field `weight`"), "{error}");
+        let error = parse(&format!("{MINIMAL}\nweigth = 3\n")).unwrap_err();
+        assert!(error.contains("unknown field `weigth`"), "{error}");
         let error = parse("pol_interval = \"5s\"\n").unwrap_err();
         assert!(error.contains("unknown field `pol_interval`"), "{error}");
     }
@@ -474,6 +719,135 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(config.zone_ids().len(), 2);
+        assert_eq!(config.zones().len(), 2);
+    }
+
+    #[test]
+    fn zones_by_name_and_routing_policies() {
+        let config = parse(
+            r#"
+            owner_prefix = "_owner.fleet."
+            gc_at_start = false
+            [[record]]
+            zone = "Example.com."
+            private = true
+            name = "web.example.com"
+            set_identifier = "{instance_id}"
+            multivalue = true
+            [[record]]
+            zone = "example.com"
+            private = true
+            name = "api.example.com"
+            set_identifier = "{instance_id}"
+            weight = 10
+            takeover = true
+            [[record]]
+            zone_id = "ZA"
+            name = "{instance_id}.example.com"
+            reverse_zone_id = "ZREV"
+            [[record]]
+            zone_id = "ZA"
+            name = "c.example.com"
+            type = "CNAME"
+            value = "public-hostname"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config.owner_prefix, "_owner.fleet");
+        assert!(!config.gc_at_start);
+        let zone = ZoneRef::Name {
+            name: DnsName::parse("example.com").unwrap(),
+            private: Some(true),
+        };
+        assert_eq!(config.records[0].zone, zone);
+        assert_eq!(config.records[0].routing.kind(), "multivalue");
+        assert!(matches!(
+            config.records[1].routing,
+            Routing::Weighted { weight: 10, .. }
+        ));
+        assert!(config.records[1].takeover);
+        assert_eq!(
+            config.records[2].reverse_zone,
+            Some(ZoneRef::Id(ZoneId::parse("ZREV").unwrap()))
+        );
+        assert_eq!(config.records[3].value, ValueSource::PublicHostname);
+        assert_eq!(config.zones().len(), 3);
+    }
+
+    #[test]
+    fn routing_and_zone_mistakes_are_explained() {
+        let record = |extra: &str| format!("[[record]]\nname = \"web.example.com\"\n{extra}\n");
+        for (extra, expected) in [
+            ("zone_id = \"ZA\"\nzone = \"example.com\"", "not both"),
+            ("", "needs zone_id, or zone"),
+            ("zone_id = \"ZA\"\nprivate = true", "private goes with zone"),
+            (
+                "zone_id = \"ZA\"\nset_identifier = \"{instance_id}\"",
+                "needs a routing policy",
+            ),
+            ("zone_id = \"ZA\"\nmultivalue = true", "need set_identifier"),
+            ("zone_id = \"ZA\"\nweight = 3", "need set_identifier"),
+            (
+                "zone_id = \"ZA\"\nset_identifier = \"a\"\nweight = 3\nmultivalue = true",
+                "not both",
+            ),
+            (
+                "zone_id = \"ZA\"\nset_identifier = \"{instance_id}.x\"\nweight = 1",
+                "one DNS label",
+            ),
+            (
+                "zone_id = \"ZA\"\ntype = \"CNAME\"\nset_identifier = \"a\"\nweight = 1",
+                "simple record",
+            ),
+            ("zone_id = \"ZA\"\ntype = \"PTR\"", "reverse_zone_id"),
+            (
+                "zone_id = \"ZA\"\ntype = \"AAAA\"\nreverse_zone_id = \"ZR\"",
+                "local-ipv4",
+            ),
+            (
+                "zone_id = \"ZA\"\nweight = 300\nset_identifier = \"a\"",
+                "weight",
+            ),
+        ] {
+            let error = parse(&record(extra)).unwrap_err();
+            assert!(error.contains(expected), "{extra}: {error}");
+        }
+        let error = parse(&format!(
+            "owner_prefix = \"a b\"\n{}",
+            record("zone_id = \"ZA\"")
+        ))
+        .unwrap_err();
+        assert!(error.contains("owner_prefix"), "{error}");
+    }
+
+    #[test]
+    fn shared_names_must_agree() {
+        let error = parse(
+            r#"
+            [[record]]
+            zone_id = "ZA"
+            name = "www.example.com"
+            type = "CNAME"
+            [[record]]
+            zone_id = "ZA"
+            name = "www.example.com"
+            "#,
+        )
+        .unwrap_err();
+        assert!(error.contains("a CNAME cannot share"), "{error}");
+        let error = parse(
+            r#"
+            [[record]]
+            zone_id = "ZA"
+            name = "web.example.com"
+            [[record]]
+            zone_id = "ZA"
+            name = "web.example.com"
+            set_identifier = "{instance_id}"
+            multivalue = true
+            "#,
+        )
+        .unwrap_err();
+        assert!(error.contains("must share a routing policy"), "{error}");
     }
 }

@@ -75,6 +75,51 @@ impl DnsName {
         &self.0
     }
 
+    /// This name with `labels` (dot-separated, each checked) put before it.
+    /// The labels may hold `_`; this name's own labels are kept as they are,
+    /// so a wildcard's `*` may end up inside the new name, where Route 53
+    /// stores it as a plain character.
+    pub fn prefixed(&self, labels: &str) -> Result<DnsName, NameError> {
+        let labels = labels.to_ascii_lowercase();
+        for label in labels.split('.') {
+            check_name_label(&labels, label, false)?;
+        }
+        let name = format!("{labels}.{}", self.0);
+        let len = name.len() - 1;
+        if len > MAX_NAME_LEN {
+            return Err(NameError::TooLong { name, len });
+        }
+        Ok(DnsName(name))
+    }
+
+    /// The name below `suffix` with `suffix` removed, if this name lies
+    /// strictly below it: `a.b.example.com.` less `example.com.` is `a.b`.
+    pub fn strip_suffix(&self, suffix: &DnsName) -> Option<&str> {
+        self.0.strip_suffix(&format!(".{}", suffix.0))
+    }
+
+    /// The name that this name stands for after `labels` and a dot are
+    /// removed from its front.
+    pub fn without_prefix(&self, labels: &str) -> Option<DnsName> {
+        self.0
+            .strip_prefix(labels)
+            .and_then(|rest| rest.strip_prefix('.'))
+            .filter(|rest| !rest.is_empty())
+            .map(|rest| DnsName(rest.to_string()))
+    }
+
+    /// The first label.
+    pub fn first_label(&self) -> &str {
+        self.0.split('.').next().unwrap_or_default()
+    }
+
+    /// The reverse-lookup name of an IPv4 address: `10.0.0.7` is
+    /// `7.0.0.10.in-addr.arpa.`.
+    pub fn reverse_of(ip: std::net::Ipv4Addr) -> DnsName {
+        let [a, b, c, d] = ip.octets();
+        DnsName(format!("{d}.{c}.{b}.{a}.in-addr.arpa."))
+    }
+
     /// True when this name is `zone` itself or lies below it.
     pub fn is_within(&self, zone: &DnsName) -> bool {
         self == zone || self.0.ends_with(&format!(".{}", zone.0))
@@ -245,6 +290,29 @@ mod tests {
         assert!(DnsName::parse("example.com").unwrap().is_within(&zone));
         assert!(!DnsName::parse("badexample.com").unwrap().is_within(&zone));
         assert!(!DnsName::parse("example.org").unwrap().is_within(&zone));
+    }
+
+    #[test]
+    fn prefixes_and_reverse_names() {
+        let name = DnsName::parse("*.web.example.com").unwrap();
+        let marker = name.prefixed("_route53-agent.a").unwrap();
+        assert_eq!(marker.as_str(), "_route53-agent.a.*.web.example.com.");
+        assert_eq!(
+            marker.without_prefix("_route53-agent"),
+            Some(name.prefixed("a").unwrap())
+        );
+        assert_eq!(marker.first_label(), "_route53-agent");
+        assert!(name.prefixed("bad label").is_err());
+        let long = DnsName::parse(&vec!["abcdefghi"; 25].join(".")).unwrap();
+        assert!(matches!(
+            long.prefixed("_route53-agent.a"),
+            Err(NameError::TooLong { .. })
+        ));
+        let zone = DnsName::parse("example.com").unwrap();
+        assert_eq!(name.strip_suffix(&zone), Some("*.web"));
+        assert_eq!(zone.strip_suffix(&zone), None);
+        let reverse = DnsName::reverse_of(std::net::Ipv4Addr::new(10, 0, 0, 7));
+        assert_eq!(reverse.as_str(), "7.0.0.10.in-addr.arpa.");
     }
 
     #[test]

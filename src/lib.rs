@@ -8,7 +8,10 @@
 //!   addresses, tags) and refuses bodies that are not what they claim to be.
 //! - [`plan`] is pure: configuration + facts + zone names → the records that
 //!   should exist. [`template`] and [`dns`] render and check their names.
-//! - [`route53`] sends change batches and deletes only what is still ours.
+//! - [`owner`] is pure too: the ownership marker beside each record, and
+//!   what may be written or deleted given what is live.
+//! - [`route53`] reads live record sets and sends change batches;
+//!   [`registrar`] joins reads, ownership decisions and writes.
 //! - [`agent`] runs the passes: plan, compare with what was written, write
 //!   the difference; and on [`shutdown`] deletes what it wrote.
 //! - [`cli`] parses the command line and maps outcomes to exit codes.
@@ -18,7 +21,9 @@ pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod metadata;
+pub mod owner;
 pub mod plan;
+pub mod registrar;
 pub mod route53;
 pub mod shutdown;
 pub mod template;

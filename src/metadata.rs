@@ -19,6 +19,7 @@ use std::str::FromStr;
 use aws_config::imds::client::error::ImdsError;
 
 use crate::config::{Config, ValueSource};
+use crate::dns::DnsName;
 use crate::template::FieldValues;
 
 /// How much of an unexpected body an error may quote.
@@ -34,6 +35,9 @@ pub struct InstanceFacts {
     pub local_ipv4: Option<Ipv4Addr>,
     pub public_ipv4: Option<Ipv4Addr>,
     pub ipv6: Option<Ipv6Addr>,
+    /// The first of the names IMDS lists (it may list several).
+    pub local_hostname: Option<DnsName>,
+    pub public_hostname: Option<DnsName>,
     /// `None` when instance metadata tags are not enabled, or not needed.
     pub tags: Option<BTreeMap<String, String>>,
 }
@@ -60,6 +64,8 @@ pub struct Needs {
     pub local_ipv4: bool,
     pub public_ipv4: bool,
     pub ipv6: bool,
+    pub local_hostname: bool,
+    pub public_hostname: bool,
     /// Tag keys used by name templates.
     pub tag_keys: Vec<String>,
 }
@@ -72,8 +78,15 @@ impl Needs {
                 ValueSource::LocalIpv4 => needs.local_ipv4 = true,
                 ValueSource::PublicIpv4 => needs.public_ipv4 = true,
                 ValueSource::Ipv6 => needs.ipv6 = true,
+                ValueSource::LocalHostname => needs.local_hostname = true,
+                ValueSource::PublicHostname => needs.public_hostname = true,
             }
-            for key in record.name.tag_keys() {
+            let set_identifier_keys = record
+                .routing
+                .set_identifier()
+                .into_iter()
+                .flat_map(|template| template.tag_keys());
+            for key in record.name.tag_keys().chain(set_identifier_keys) {
                 if !needs.tag_keys.iter().any(|known| known == key) {
                     needs.tag_keys.push(key.to_string());
                 }
@@ -159,6 +172,12 @@ impl Metadata {
         let local_ipv4 = self.address_if(needs.local_ipv4, "local-ipv4").await?;
         let public_ipv4 = self.address_if(needs.public_ipv4, "public-ipv4").await?;
         let ipv6 = self.address_if(needs.ipv6, "ipv6").await?;
+        let local_hostname = self
+            .hostname_if(needs.local_hostname, "local-hostname")
+            .await?;
+        let public_hostname = self
+            .hostname_if(needs.public_hostname, "public-hostname")
+            .await?;
         let tags = if needs.tag_keys.is_empty() {
             None
         } else {
@@ -172,6 +191,8 @@ impl Metadata {
             local_ipv4,
             public_ipv4,
             ipv6,
+            local_hostname,
+            public_hostname,
             tags,
         })
     }
@@ -215,6 +236,20 @@ impl Metadata {
         }
     }
 
+    async fn hostname_if(
+        &self,
+        wanted: bool,
+        path: &str,
+    ) -> Result<Option<DnsName>, MetadataError> {
+        if !wanted {
+            return Ok(None);
+        }
+        match self.optional(path).await? {
+            None => Ok(None),
+            Some(body) => parse_hostname(path, &body).map(Some),
+        }
+    }
+
     /// Reads the wanted tags. `Ok(None)` when metadata tags are not enabled:
     /// IMDS then answers 404 for the whole `tags/instance` tree.
     async fn tags(
@@ -243,6 +278,20 @@ fn parse_address<A: FromStr>(path: &str, body: &str) -> Result<A, MetadataError>
         kind: if path == "ipv6" { "IPv6" } else { "IPv4" },
         excerpt: excerpt(body),
     })
+}
+
+/// A hostname body may list several names separated by spaces: the first is
+/// the instance's own.
+fn parse_hostname(path: &str, body: &str) -> Result<DnsName, MetadataError> {
+    let first = body.split_whitespace().next().unwrap_or_default();
+    DnsName::parse(first)
+        .ok()
+        .filter(|name| !name.as_str().starts_with('*'))
+        .ok_or_else(|| MetadataError::Implausible {
+            path: path.to_string(),
+            what: "host name",
+            excerpt: excerpt(body),
+        })
 }
 
 /// Identity values are single tokens: letters, digits and hyphens.
@@ -299,6 +348,18 @@ mod tests {
         assert!(parse_address::<Ipv6Addr>("ipv6", "10.0.0.1").is_err());
         let v6: Ipv6Addr = parse_address("ipv6", "2001:db8::1").unwrap();
         assert_eq!(v6.to_string(), "2001:db8::1");
+    }
+
+    #[test]
+    fn hostnames_take_the_first_name() {
+        let name = parse_hostname(
+            "local-hostname",
+            "ip-10-0-0-10.ec2.internal ip-10-0-0-10.example.corp",
+        )
+        .unwrap();
+        assert_eq!(name.as_str(), "ip-10-0-0-10.ec2.internal.");
+        assert!(parse_hostname("public-hostname", "<html>oops</html>").is_err());
+        assert!(parse_hostname("public-hostname", "").is_err());
     }
 
     #[test]

@@ -8,13 +8,42 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use crate::config::{Config, RecordSpec, RecordType, ValueSource, ZoneId};
+use crate::config::{Config, RecordSpec, RecordType, Routing, ValueSource, ZoneId, ZoneRef};
 use crate::dns::DnsName;
 use crate::metadata::InstanceFacts;
 use crate::template::RenderError;
 
-/// The name of each hosted zone the configuration uses, as Route 53 holds it.
-pub type ZoneNames = BTreeMap<ZoneId, DnsName>;
+/// A hosted zone as Route 53 holds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Zone {
+    pub id: ZoneId,
+    pub name: DnsName,
+}
+
+/// Each configured zone, resolved.
+pub type Zones = BTreeMap<ZoneRef, Zone>;
+
+/// A record set's routing policy once rendered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Policy {
+    Simple,
+    MultiValue,
+    Weighted(u8),
+    /// A policy the agent does not write (latency, geolocation, failover...),
+    /// seen on a live record.
+    Other,
+}
+
+impl Policy {
+    pub fn kind(self) -> &'static str {
+        match self {
+            Policy::Simple => "simple",
+            Policy::MultiValue => "multivalue",
+            Policy::Weighted(_) => "weighted",
+            Policy::Other => "another routing policy",
+        }
+    }
+}
 
 /// One record set as the agent wants it to be.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -22,25 +51,48 @@ pub struct DesiredRecord {
     pub zone_id: ZoneId,
     pub name: DnsName,
     pub record_type: RecordType,
+    pub set_identifier: Option<String>,
+    pub policy: Policy,
     pub ttl: u32,
     /// The record's values in the text form Route 53 stores.
     pub values: Vec<String>,
+    /// Whether a record this instance does not own may be overwritten.
+    pub takeover: bool,
 }
 
+/// Where Route 53 holds a record set: zone, name, type and set identifier.
+pub type RecordKey<'r> = (&'r ZoneId, &'r DnsName, RecordType, Option<&'r str>);
+
 impl DesiredRecord {
-    /// The key under which Route 53 holds this record set in its zone.
-    pub fn key(&self) -> (&ZoneId, &DnsName, RecordType) {
-        (&self.zone_id, &self.name, self.record_type)
+    pub fn key(&self) -> RecordKey<'_> {
+        (
+            &self.zone_id,
+            &self.name,
+            self.record_type,
+            self.set_identifier.as_deref(),
+        )
     }
 }
 
 impl fmt::Display for DesiredRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.name, self.record_type)
+        write!(f, "{} {}", self.name, self.record_type)?;
+        if let Some(set) = &self.set_identifier {
+            write!(f, " (set {set})")?;
+        }
+        Ok(())
     }
 }
 
-/// What the plan says about one configured record.
+/// Which record of a configured `[[record]]` an entry of the plan is: the
+/// record itself, or the PTR record that `reverse_zone_id` asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Slot {
+    pub index: usize,
+    pub ptr: bool,
+}
+
+/// What the plan says about one record.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Planned {
     /// The record can be written as given.
@@ -61,8 +113,8 @@ pub enum PlanError {
         #[source]
         source: RenderError,
     },
-    #[error("record `{template}`: the hosted zone {zone_id} is not known")]
-    UnknownZone { template: String, zone_id: ZoneId },
+    #[error("record `{template}`: the hosted zone {zone} is not known")]
+    UnknownZone { template: String, zone: ZoneRef },
     #[error("record `{template}`: {name} lies outside hosted zone {zone_id} ({zone})")]
     OutsideZone {
         template: String,
@@ -70,96 +122,162 @@ pub enum PlanError {
         zone_id: ZoneId,
         zone: DnsName,
     },
-    #[error(
-        "record `{template}` renders to {name} {record_type}, which record[{other}] also writes"
-    )]
+    #[error("record `{template}` renders to {record}, which record[{other}] also writes")]
     Clash {
         template: String,
-        name: DnsName,
-        record_type: RecordType,
+        record: String,
         other: usize,
     },
 }
 
 /// Checks, before any write, that every template can only render to names
 /// inside its zone. Fields fill whole labels and literal text is fixed, so
-/// the template's shape decides this for every instance alike.
-pub fn check_zones(config: &Config, zones: &ZoneNames) -> Result<(), PlanError> {
+/// the template's shape decides this for every instance alike. (PTR names
+/// depend on the address, so the plan checks those.)
+pub fn check_zones(config: &Config, zones: &Zones) -> Result<(), PlanError> {
     for spec in &config.records {
-        let zone = zone_of(spec, zones)?;
-        // The shape parsed when the configuration was loaded.
+        let zone = zone_of(spec, &spec.zone, zones)?;
         if let Ok(shape) = spec.name.shape()
-            && !shape.is_within(zone)
+            && !shape.is_within(&zone.name)
         {
             return Err(outside(spec, shape, zone));
+        }
+        if let Some(reverse) = &spec.reverse_zone {
+            zone_of(spec, reverse, zones)?;
         }
     }
     Ok(())
 }
 
-/// Works out every configured record from the facts. The result has one entry
-/// per configured record, in configuration order.
-pub fn plan(config: &Config, facts: &InstanceFacts, zones: &ZoneNames) -> Vec<Planned> {
-    let mut claimed: BTreeMap<(ZoneId, DnsName, RecordType), usize> = BTreeMap::new();
-    config
-        .records
-        .iter()
-        .enumerate()
-        .map(|(index, spec)| match plan_one(spec, facts, zones) {
-            Planned::Ready(record) => {
-                let key = (
-                    record.zone_id.clone(),
-                    record.name.clone(),
-                    record.record_type,
-                );
-                match claimed.get(&key) {
-                    Some(&other) => Planned::Failed(PlanError::Clash {
-                        template: spec.name.to_string(),
-                        name: record.name,
-                        record_type: record.record_type,
-                        other,
-                    }),
-                    None => {
-                        claimed.insert(key, index);
-                        Planned::Ready(record)
-                    }
-                }
-            }
-            other => other,
-        })
-        .collect()
+/// Works out every configured record from the facts, in configuration
+/// order: each `[[record]]`, then its PTR record if it asks for one.
+pub fn plan(config: &Config, facts: &InstanceFacts, zones: &Zones) -> Vec<(Slot, Planned)> {
+    let mut claimed: BTreeMap<(ZoneId, DnsName, RecordType, Option<String>), usize> =
+        BTreeMap::new();
+    let mut entries = Vec::new();
+    for (index, spec) in config.records.iter().enumerate() {
+        let main = plan_one(spec, facts, zones);
+        let ptr = spec.reverse_zone.as_ref().map(|reverse| match &main {
+            Planned::Ready(record) => plan_ptr(spec, record, facts, reverse, zones),
+            Planned::Waiting(why) => Planned::Waiting(why.clone()),
+            Planned::Failed(why) => Planned::Failed(why.clone()),
+        });
+        let slots = std::iter::once((Slot { index, ptr: false }, main))
+            .chain(ptr.map(|ptr| (Slot { index, ptr: true }, ptr)));
+        for (slot, planned) in slots {
+            entries.push((slot, claim(&mut claimed, spec, slot, planned)));
+        }
+    }
+    entries
 }
 
-fn plan_one(spec: &RecordSpec, facts: &InstanceFacts, zones: &ZoneNames) -> Planned {
+/// Two entries rendering to one record set would overwrite each other.
+fn claim(
+    claimed: &mut BTreeMap<(ZoneId, DnsName, RecordType, Option<String>), usize>,
+    spec: &RecordSpec,
+    slot: Slot,
+    planned: Planned,
+) -> Planned {
+    let Planned::Ready(record) = planned else {
+        return planned;
+    };
+    let key = (
+        record.zone_id.clone(),
+        record.name.clone(),
+        record.record_type,
+        record.set_identifier.clone(),
+    );
+    match claimed.get(&key) {
+        Some(&other) => Planned::Failed(PlanError::Clash {
+            template: spec.name.to_string(),
+            record: record.to_string(),
+            other,
+        }),
+        None => {
+            claimed.insert(key, slot.index);
+            Planned::Ready(record)
+        }
+    }
+}
+
+fn plan_one(spec: &RecordSpec, facts: &InstanceFacts, zones: &Zones) -> Planned {
+    let render_failed = |source: RenderError| match source {
+        RenderError::TagMissing { key } => {
+            Planned::Waiting(format!("the instance has no tag `{key}` yet"))
+        }
+        source => Planned::Failed(PlanError::Render {
+            template: spec.name.to_string(),
+            source,
+        }),
+    };
     let name = match spec.name.render(facts) {
         Ok(name) => name,
-        Err(RenderError::TagMissing { key }) => {
-            return Planned::Waiting(format!("the instance has no tag `{key}` yet"));
-        }
-        Err(source) => {
-            return Planned::Failed(PlanError::Render {
-                template: spec.name.to_string(),
-                source,
-            });
-        }
+        Err(source) => return render_failed(source),
     };
-    let zone = match zone_of(spec, zones) {
+    let set_identifier = match spec.routing.set_identifier().map(|t| t.render(facts)) {
+        None => None,
+        Some(Ok(set)) => Some(set),
+        Some(Err(source)) => return render_failed(source),
+    };
+    let zone = match zone_of(spec, &spec.zone, zones) {
         Ok(zone) => zone,
         Err(error) => return Planned::Failed(error),
     };
-    if !name.is_within(zone) {
+    if !name.is_within(&zone.name) {
         return Planned::Failed(outside(spec, name, zone));
     }
     let Some(value) = value_of(spec.value, facts) else {
-        return Planned::Waiting(format!("the instance has no {} address yet", spec.value));
+        return Planned::Waiting(format!("the instance has no {} yet", spec.value));
     };
     Planned::Ready(DesiredRecord {
-        zone_id: spec.zone_id.clone(),
+        zone_id: zone.id.clone(),
         name,
         record_type: spec.record_type,
+        set_identifier,
+        policy: policy(&spec.routing),
         ttl: spec.ttl,
         values: vec![value],
+        takeover: spec.takeover,
     })
+}
+
+/// The PTR record for a record's private address, pointing back at its name.
+fn plan_ptr(
+    spec: &RecordSpec,
+    record: &DesiredRecord,
+    facts: &InstanceFacts,
+    reverse: &ZoneRef,
+    zones: &Zones,
+) -> Planned {
+    let Some(ip) = facts.local_ipv4 else {
+        return Planned::Waiting("the instance has no local-ipv4 yet".into());
+    };
+    let zone = match zone_of(spec, reverse, zones) {
+        Ok(zone) => zone,
+        Err(error) => return Planned::Failed(error),
+    };
+    let name = DnsName::reverse_of(ip);
+    if !name.is_within(&zone.name) {
+        return Planned::Failed(outside(spec, name, zone));
+    }
+    Planned::Ready(DesiredRecord {
+        zone_id: zone.id.clone(),
+        name,
+        record_type: RecordType::Ptr,
+        set_identifier: None,
+        policy: Policy::Simple,
+        ttl: record.ttl,
+        values: vec![record.name.to_string()],
+        takeover: spec.takeover,
+    })
+}
+
+fn policy(routing: &Routing) -> Policy {
+    match routing {
+        Routing::Simple => Policy::Simple,
+        Routing::MultiValue { .. } => Policy::MultiValue,
+        Routing::Weighted { weight, .. } => Policy::Weighted(*weight),
+    }
 }
 
 fn value_of(source: ValueSource, facts: &InstanceFacts) -> Option<String> {
@@ -167,39 +285,39 @@ fn value_of(source: ValueSource, facts: &InstanceFacts) -> Option<String> {
         ValueSource::LocalIpv4 => facts.local_ipv4.map(|ip| ip.to_string()),
         ValueSource::PublicIpv4 => facts.public_ipv4.map(|ip| ip.to_string()),
         ValueSource::Ipv6 => facts.ipv6.map(|ip| ip.to_string()),
+        ValueSource::LocalHostname => facts.local_hostname.as_ref().map(ToString::to_string),
+        ValueSource::PublicHostname => facts.public_hostname.as_ref().map(ToString::to_string),
     }
 }
 
-fn zone_of<'z>(spec: &RecordSpec, zones: &'z ZoneNames) -> Result<&'z DnsName, PlanError> {
-    zones
-        .get(&spec.zone_id)
-        .ok_or_else(|| PlanError::UnknownZone {
-            template: spec.name.to_string(),
-            zone_id: spec.zone_id.clone(),
-        })
+fn zone_of<'z>(spec: &RecordSpec, zone: &ZoneRef, zones: &'z Zones) -> Result<&'z Zone, PlanError> {
+    zones.get(zone).ok_or_else(|| PlanError::UnknownZone {
+        template: spec.name.to_string(),
+        zone: zone.clone(),
+    })
 }
 
-fn outside(spec: &RecordSpec, name: DnsName, zone: &DnsName) -> PlanError {
+fn outside(spec: &RecordSpec, name: DnsName, zone: &Zone) -> PlanError {
     PlanError::OutsideZone {
         template: spec.name.to_string(),
         name,
-        zone_id: spec.zone_id.clone(),
-        zone: zone.clone(),
+        zone_id: zone.id.clone(),
+        zone: zone.name.clone(),
     }
 }
 
 /// Groups records into change batches: one batch per zone and name, so that
 /// the A and AAAA records of one name change together and a problem with one
 /// name never holds back another.
-pub fn batches<'r>(
-    records: impl IntoIterator<Item = &'r DesiredRecord>,
-) -> BTreeMap<(ZoneId, DnsName), Vec<&'r DesiredRecord>> {
-    let mut batches: BTreeMap<(ZoneId, DnsName), Vec<&DesiredRecord>> = BTreeMap::new();
-    for record in records {
+pub fn batches<'r, T>(
+    records: impl IntoIterator<Item = (T, &'r DesiredRecord)>,
+) -> BTreeMap<(ZoneId, DnsName), Vec<(T, &'r DesiredRecord)>> {
+    let mut batches: BTreeMap<(ZoneId, DnsName), Vec<(T, &DesiredRecord)>> = BTreeMap::new();
+    for (tag, record) in records {
         batches
             .entry((record.zone_id.clone(), record.name.clone()))
             .or_default()
-            .push(record);
+            .push((tag, record));
     }
     batches
 }
@@ -223,25 +341,40 @@ mod tests {
             local_ipv4: Some(Ipv4Addr::new(10, 0, 0, 10)),
             public_ipv4: None,
             ipv6: Some("2001:db8::10".parse::<Ipv6Addr>().unwrap()),
+            local_hostname: Some(DnsName::parse("ip-10-0-0-10.ec2.internal").unwrap()),
+            public_hostname: None,
             tags: Some(BTreeMap::from([("Name".into(), "web-1".into())])),
         }
     }
 
-    fn zones() -> ZoneNames {
+    fn zone(id: &str, name: &str) -> (ZoneRef, Zone) {
+        let id = ZoneId::parse(id).unwrap();
+        (
+            ZoneRef::Id(id.clone()),
+            Zone {
+                id,
+                name: DnsName::parse(name).unwrap(),
+            },
+        )
+    }
+
+    fn zones() -> Zones {
         BTreeMap::from([
-            (
-                ZoneId::parse("ZA").unwrap(),
-                DnsName::parse("example.com").unwrap(),
-            ),
-            (
-                ZoneId::parse("ZB").unwrap(),
-                DnsName::parse("example.org").unwrap(),
-            ),
+            zone("ZA", "example.com"),
+            zone("ZB", "example.org"),
+            zone("ZREV", "0.10.in-addr.arpa"),
         ])
     }
 
     fn config(text: &str) -> Config {
         Config::from_toml(text).unwrap()
+    }
+
+    fn ready(planned: &[(Slot, Planned)], at: usize) -> &DesiredRecord {
+        match &planned[at].1 {
+            Planned::Ready(record) => record,
+            other => panic!("entry {at} is not ready: {other:?}"),
+        }
     }
 
     #[test]
@@ -263,13 +396,23 @@ mod tests {
             zone_id: ZoneId::parse("ZA").unwrap(),
             name: DnsName::parse("web-1.internal.example.com").unwrap(),
             record_type: RecordType::A,
+            set_identifier: None,
+            policy: Policy::Simple,
             ttl: 30,
             values: vec!["10.0.0.10".into()],
+            takeover: false,
         };
-        assert_eq!(planned[0], Planned::Ready(expected_a));
-        let Planned::Ready(aaaa) = &planned[1] else {
-            panic!("AAAA not ready: {:?}", planned[1]);
-        };
+        assert_eq!(
+            planned[0],
+            (
+                Slot {
+                    index: 0,
+                    ptr: false
+                },
+                Planned::Ready(expected_a)
+            )
+        );
+        let aaaa = ready(&planned, 1);
         assert_eq!(aaaa.values, ["2001:db8::10"]);
         assert_eq!(aaaa.ttl, 60);
     }
@@ -281,13 +424,13 @@ mod tests {
         );
         let planned = plan(&config, &facts(), &zones());
         assert!(
-            matches!(&planned[0], Planned::Waiting(why) if why.contains("public-ipv4")),
+            matches!(&planned[0].1, Planned::Waiting(why) if why.contains("public-ipv4")),
             "{planned:?}"
         );
         let mut later = facts();
         later.public_ipv4 = Some(Ipv4Addr::new(203, 0, 113, 7));
         let planned = plan(&config, &later, &zones());
-        assert!(matches!(&planned[0], Planned::Ready(r) if r.values == ["203.0.113.7"]));
+        assert_eq!(ready(&planned, 0).values, ["203.0.113.7"]);
     }
 
     #[test]
@@ -296,14 +439,14 @@ mod tests {
         let mut facts = facts();
         facts.tags = Some(BTreeMap::new());
         assert!(matches!(
-            plan(&config, &facts, &zones())[0],
+            plan(&config, &facts, &zones())[0].1,
             Planned::Waiting(_)
         ));
 
         facts.tags = None;
         let planned = plan(&config, &facts, &zones());
         assert!(matches!(
-            &planned[0],
+            &planned[0].1,
             Planned::Failed(PlanError::Render {
                 source: RenderError::TagsDisabled { .. },
                 ..
@@ -312,7 +455,7 @@ mod tests {
 
         facts.tags = Some(BTreeMap::from([("Name".into(), "web_1!".into())]));
         let planned = plan(&config, &facts, &zones());
-        let Planned::Failed(error) = &planned[0] else {
+        let Planned::Failed(error) = &planned[0].1 else {
             panic!("expected a failure: {planned:?}");
         };
         assert!(error.to_string().contains("tag `Name`"), "{error}");
@@ -328,15 +471,13 @@ mod tests {
             "{error}"
         );
         assert!(matches!(
-            plan(&config, &facts(), &zones())[0],
+            plan(&config, &facts(), &zones())[0].1,
             Planned::Failed(PlanError::OutsideZone { .. })
         ));
-        let inside = config_in_zone();
+        let inside =
+            Config::from_toml("[[record]]\nzone_id = \"ZB\"\nname = \"{tag:Name}.example.org\"")
+                .unwrap();
         assert_eq!(check_zones(&inside, &zones()), Ok(()));
-    }
-
-    fn config_in_zone() -> Config {
-        config("[[record]]\nzone_id = \"ZB\"\nname = \"{tag:Name}.example.org\"")
     }
 
     #[test]
@@ -361,10 +502,93 @@ mod tests {
             "#,
         );
         let planned = plan(&config, &facts(), &zones());
-        assert!(matches!(planned[0], Planned::Ready(_)));
+        assert!(matches!(planned[0].1, Planned::Ready(_)));
         assert!(matches!(
-            planned[1],
+            planned[1].1,
             Planned::Failed(PlanError::Clash { other: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn shared_names_carry_set_identifier_and_policy() {
+        let config = config(
+            r#"
+            [[record]]
+            zone_id = "ZA"
+            name = "fleet.example.com"
+            set_identifier = "{instance_id}"
+            multivalue = true
+            [[record]]
+            zone_id = "ZA"
+            name = "canary.example.com"
+            set_identifier = "{az}-{instance_id}"
+            weight = 5
+            "#,
+        );
+        let planned = plan(&config, &facts(), &zones());
+        let multi = ready(&planned, 0);
+        assert_eq!(multi.set_identifier.as_deref(), Some("i-0abc"));
+        assert_eq!(multi.policy, Policy::MultiValue);
+        assert_eq!(multi.to_string(), "fleet.example.com. A (set i-0abc)");
+        let weighted = ready(&planned, 1);
+        assert_eq!(
+            weighted.set_identifier.as_deref(),
+            Some("us-east-1a-i-0abc")
+        );
+        assert_eq!(weighted.policy, Policy::Weighted(5));
+    }
+
+    #[test]
+    fn cname_points_at_the_first_host_name() {
+        let config = config(
+            r#"
+            [[record]]
+            zone_id = "ZA"
+            name = "www.example.com"
+            type = "CNAME"
+            [[record]]
+            zone_id = "ZA"
+            name = "pub.example.com"
+            type = "CNAME"
+            value = "public-hostname"
+            "#,
+        );
+        let planned = plan(&config, &facts(), &zones());
+        assert_eq!(ready(&planned, 0).values, ["ip-10-0-0-10.ec2.internal."]);
+        assert!(matches!(&planned[1].1, Planned::Waiting(why) if why.contains("public-hostname")));
+    }
+
+    #[test]
+    fn ptr_records_point_back_at_the_name() {
+        let config = config(
+            r#"
+            [[record]]
+            zone_id = "ZA"
+            name = "{tag:Name}.example.com"
+            reverse_zone_id = "ZREV"
+            "#,
+        );
+        let planned = plan(&config, &facts(), &zones());
+        assert_eq!(planned.len(), 2);
+        assert_eq!(
+            planned[1].0,
+            Slot {
+                index: 0,
+                ptr: true
+            }
+        );
+        let ptr = ready(&planned, 1);
+        assert_eq!(ptr.name.as_str(), "10.0.0.10.in-addr.arpa.");
+        assert_eq!(ptr.record_type, RecordType::Ptr);
+        assert_eq!(ptr.values, ["web-1.example.com."]);
+        assert_eq!(ptr.zone_id.as_str(), "ZREV");
+
+        let mut elsewhere = facts();
+        elsewhere.local_ipv4 = Some(Ipv4Addr::new(192, 168, 1, 1));
+        let planned = plan(&config, &elsewhere, &zones());
+        assert!(matches!(
+            planned[1].1,
+            Planned::Failed(PlanError::OutsideZone { .. })
         ));
     }
 
@@ -385,10 +609,10 @@ mod tests {
             "#,
         );
         let planned = plan(&config, &facts(), &zones());
-        let ready: Vec<&DesiredRecord> = planned
+        let ready: Vec<(Slot, &DesiredRecord)> = planned
             .iter()
-            .filter_map(|p| match p {
-                Planned::Ready(r) => Some(r),
+            .filter_map(|(slot, p)| match p {
+                Planned::Ready(r) => Some((*slot, r)),
                 _ => None,
             })
             .collect();
@@ -397,7 +621,7 @@ mod tests {
         let first = grouped.values().next().unwrap();
         assert_eq!(first.len(), 2);
         assert_eq!(
-            names(first.iter().copied()),
+            names(first.iter().map(|(_, r)| *r)),
             "a.example.com. A, a.example.com. AAAA"
         );
     }

@@ -1,17 +1,15 @@
 //! Route 53: the only module that talks to it.
 //!
-//! It turns desired records into change batches, reads live record sets back
-//! by exact name and type, and deletes only what still holds the values the
-//! agent wrote. Errors keep Route 53's own error code and message, since
-//! "service error" tells nobody what to fix.
+//! It finds hosted zones, reads the live record sets at a name, and sends
+//! change batches. What may be written or deleted is decided elsewhere
+//! ([`crate::owner`]); this module only turns those decisions into calls and
+//! Route 53's answers into [`LiveSet`]s. Errors keep Route 53's own error
+//! code and message, since "service error" tells nobody what to fix.
 //!
 //! Retries: the SDK's standard retry policy (3 attempts with backoff, for
 //! throttling, 5xx and transient network errors) wraps every call. The agent
 //! loop adds the outer retry: a write that still fails is tried again on the
 //! next poll.
-
-use std::fmt;
-use std::net::IpAddr;
 
 use aws_config::BehaviorVersion;
 use aws_config::meta::region::RegionProviderChain;
@@ -22,60 +20,86 @@ use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
 };
 
-use crate::config::{RecordType, ZoneId};
+use crate::config::{RecordType, ZoneId, ZoneRef};
 use crate::dns::DnsName;
-use crate::plan::DesiredRecord;
+use crate::owner::LiveSet;
+use crate::plan::{DesiredRecord, Policy, Zone};
 
 /// Route 53's control plane lives in us-east-1 in the commercial partition.
 const HOME_REGION: &str = "us-east-1";
+/// Record sets asked for per ListResourceRecordSets page (Route 53 allows
+/// up to 300). One page covers a name unless a fleet shares it.
+const PAGE_AT_NAME: i32 = 100;
+
+/// Route 53's code for a zone that does not exist; also used when no zone
+/// has the configured name.
+pub const NO_SUCH_HOSTED_ZONE: &str = "NoSuchHostedZone";
+/// Several zones have the configured name and `private` does not pick one.
+pub const AMBIGUOUS_HOSTED_ZONE: &str = "AmbiguousHostedZone";
 
 /// A Route 53 call that failed.
 #[derive(Debug, thiserror::Error)]
-#[error("Route 53 {action} on hosted zone {zone_id} failed: {detail}")]
+#[error("Route 53 {action} on {target} failed: {detail}")]
 pub struct Route53Error {
     pub action: &'static str,
-    pub zone_id: ZoneId,
+    /// The hosted zone, or the zone name looked up.
+    pub target: String,
     /// The service's error code (`InvalidChangeBatch`, `Throttling`, ...),
     /// when the service answered at all.
     pub code: Option<String>,
     pub detail: String,
 }
 
-/// A record set as it is live in the zone.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LiveRecord {
-    pub ttl: Option<i64>,
-    pub values: Vec<String>,
-    pub is_alias: bool,
-}
-
-impl LiveRecord {
-    /// True when the live record holds exactly what `record` describes.
-    pub fn matches(&self, record: &DesiredRecord) -> bool {
-        !self.is_alias
-            && self.ttl == Some(i64::from(record.ttl))
-            && normalised(&self.values) == normalised(&record.values)
-    }
-}
-
-impl fmt::Display for LiveRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.is_alias {
-            return f.write_str("an alias");
+impl Route53Error {
+    fn new(action: &'static str, target: impl ToString, detail: String) -> Self {
+        Route53Error {
+            action,
+            target: target.to_string(),
+            code: None,
+            detail,
         }
-        let ttl = self.ttl.map_or("-".to_string(), |ttl| ttl.to_string());
-        write!(f, "TTL {ttl}, values {}", self.values.join(" "))
+    }
+
+    /// An answer that says the configuration must change: named with the
+    /// service's own code where one fits.
+    fn config(action: &'static str, target: impl ToString, code: &str, detail: String) -> Self {
+        Route53Error {
+            code: Some(code.to_string()),
+            ..Route53Error::new(action, target, detail)
+        }
+    }
+
+    /// True when the configuration, not the moment, is at fault: the zone
+    /// does not exist or cannot be told apart from another.
+    pub fn is_config(&self) -> bool {
+        matches!(
+            self.code.as_deref(),
+            Some(NO_SUCH_HOSTED_ZONE | AMBIGUOUS_HOSTED_ZONE)
+        )
+    }
+
+    /// A batch Route 53 rejected as wrong for the zone's current state:
+    /// someone changed the records between our read and our write.
+    pub fn is_invalid_change_batch(&self) -> bool {
+        self.code.as_deref() == Some("InvalidChangeBatch")
     }
 }
 
-/// What a safe delete found and did.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum DeleteOutcome {
-    Deleted,
-    /// Nothing was there: as good as deleted.
-    AlreadyGone,
-    /// Someone changed the record since the agent wrote it; it was left alone.
-    ChangedBySomeoneElse(LiveRecord),
+/// A change in a batch: what to do to which record set.
+#[derive(Clone, Debug)]
+pub enum Write<'a> {
+    /// CREATE the record set (fails if something is there already).
+    Create(&'a DesiredRecord),
+    /// UPSERT the record set.
+    Upsert(&'a DesiredRecord),
+    /// UPSERT a simple TXT record set with these (quoted) values.
+    Txt {
+        name: &'a DnsName,
+        values: Vec<String>,
+        ttl: u32,
+    },
+    /// DELETE a live record set, with its exact live values.
+    Delete(&'a LiveSet),
 }
 
 /// A Route 53 client.
@@ -102,8 +126,16 @@ impl Route53 {
         }
     }
 
-    /// The zone's name, from GetHostedZone.
-    pub async fn zone_name(&self, zone_id: &ZoneId) -> Result<DnsName, Route53Error> {
+    /// Resolves a configured zone: GetHostedZone for an id,
+    /// ListHostedZonesByName (every page, exact name) for a name.
+    pub async fn zone(&self, zone: &ZoneRef) -> Result<Zone, Route53Error> {
+        match zone {
+            ZoneRef::Id(id) => self.zone_by_id(id).await,
+            ZoneRef::Name { name, private } => self.zone_by_name(name, *private).await,
+        }
+    }
+
+    async fn zone_by_id(&self, zone_id: &ZoneId) -> Result<Zone, Route53Error> {
         let output = self
             .client
             .get_hosted_zone()
@@ -111,108 +143,189 @@ impl Route53 {
             .send()
             .await
             .map_err(|error| call_error("GetHostedZone", zone_id, error))?;
-        let zone = output.hosted_zone().ok_or_else(|| Route53Error {
-            action: "GetHostedZone",
-            zone_id: zone_id.clone(),
-            code: None,
-            detail: "the answer held no hosted zone".into(),
+        let zone = output.hosted_zone().ok_or_else(|| {
+            Route53Error::new(
+                "GetHostedZone",
+                zone_id,
+                "the answer held no hosted zone".into(),
+            )
         })?;
-        Ok(DnsName::from_route53(zone.name()))
+        Ok(Zone {
+            id: zone_id.clone(),
+            name: DnsName::from_route53(zone.name()),
+        })
     }
 
-    /// UPSERTs `records`, which share one zone, in one change batch.
-    /// Returns the change id.
-    pub async fn upsert(&self, records: &[&DesiredRecord]) -> Result<String, Route53Error> {
-        let Some(first) = records.first() else {
-            return Ok(String::new());
-        };
-        let changes = records
-            .iter()
-            .map(|record| change(ChangeAction::Upsert, &record_set(record)?))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|error| build_error(&first.zone_id, error))?;
-        self.send(&first.zone_id, changes).await
-    }
-
-    /// Reads the live record set with exactly this name and type, if any.
-    ///
-    /// ListResourceRecordSets starts *at* the given name and type and returns
-    /// whatever follows when it is absent, so the answer is checked.
-    pub async fn live(&self, record: &DesiredRecord) -> Result<Option<LiveRecord>, Route53Error> {
-        let output = self
-            .client
-            .list_resource_record_sets()
-            .hosted_zone_id(record.zone_id.as_str())
-            .start_record_name(record.name.as_str())
-            .start_record_type(rr_type(record.record_type))
-            .max_items(1)
-            .send()
-            .await
-            .map_err(|error| call_error("ListResourceRecordSets", &record.zone_id, error))?;
-        let found = output.resource_record_sets().iter().find(|set| {
-            DnsName::from_route53(set.name()) == record.name
-                && set.r#type() == &rr_type(record.record_type)
-                && set.set_identifier().is_none()
-        });
-        Ok(found.map(|set| LiveRecord {
-            ttl: set.ttl(),
-            values: set
-                .resource_records()
-                .iter()
-                .map(|value| value.value().to_string())
-                .collect(),
-            is_alias: set.alias_target().is_some(),
-        }))
-    }
-
-    /// Deletes `record` only while it still holds what the agent wrote.
-    ///
-    /// The DELETE carries the live values read just before, which Route 53
-    /// requires to match exactly; if the record changes in between, Route 53
-    /// rejects the batch and a second read tells what happened.
-    pub async fn delete_if_unchanged(
+    async fn zone_by_name(
         &self,
-        record: &DesiredRecord,
-    ) -> Result<DeleteOutcome, Route53Error> {
-        let outcome = match self.live(record).await? {
-            None => return Ok(DeleteOutcome::AlreadyGone),
-            Some(live) if !live.matches(record) => {
-                return Ok(DeleteOutcome::ChangedBySomeoneElse(live));
-            }
-            Some(_) => self.delete(record).await,
-        };
-        match outcome {
-            Ok(()) => Ok(DeleteOutcome::Deleted),
-            Err(error) if error.code.as_deref() == Some("InvalidChangeBatch") => {
-                match self.live(record).await? {
-                    None => Ok(DeleteOutcome::AlreadyGone),
-                    Some(live) if !live.matches(record) => {
-                        Ok(DeleteOutcome::ChangedBySomeoneElse(live))
-                    }
-                    Some(_) => Err(error),
+        name: &DnsName,
+        private: Option<bool>,
+    ) -> Result<Zone, Route53Error> {
+        let action = "ListHostedZonesByName";
+        let mut candidates = Vec::new();
+        let mut next: Option<(String, Option<String>)> = Some((name.to_string(), None));
+        while let Some((dns_name, zone_id)) = next.take() {
+            let output = self
+                .client
+                .list_hosted_zones_by_name()
+                .dns_name(dns_name)
+                .set_hosted_zone_id(zone_id)
+                .send()
+                .await
+                .map_err(|error| call_error(action, name, error))?;
+            let mut past_the_name = false;
+            for zone in output.hosted_zones() {
+                if DnsName::from_route53(zone.name()) != *name {
+                    past_the_name = true;
+                    continue;
                 }
+                let is_private = zone.config().is_some_and(|config| config.private_zone());
+                candidates.push((bare_zone_id(zone.id()), is_private));
             }
-            Err(error) => Err(error),
+            if output.is_truncated() && !past_the_name {
+                next = output.next_dns_name().map(|dns| {
+                    (
+                        dns.to_string(),
+                        output.next_hosted_zone_id().map(str::to_string),
+                    )
+                });
+            }
+        }
+        let matching: Vec<&(String, bool)> = candidates
+            .iter()
+            .filter(|(_, is_private)| private.is_none_or(|wanted| wanted == *is_private))
+            .collect();
+        let kind = |is_private: bool| if is_private { "private" } else { "public" };
+        match matching.as_slice() {
+            [(id, _)] => Ok(Zone {
+                id: ZoneId::parse(id).map_err(|detail| Route53Error::new(action, name, detail))?,
+                name: name.clone(),
+            }),
+            [] => Err(Route53Error::config(
+                action,
+                name,
+                NO_SUCH_HOSTED_ZONE,
+                format!(
+                    "no {}hosted zone is named {name}",
+                    private.map(|p| format!("{} ", kind(p))).unwrap_or_default()
+                ),
+            )),
+            several => Err(Route53Error::config(
+                action,
+                name,
+                AMBIGUOUS_HOSTED_ZONE,
+                format!(
+                    "{} hosted zones are named {name} ({}); set private = true or false, or \
+                     use zone_id",
+                    several.len(),
+                    several
+                        .iter()
+                        .map(|(id, is_private)| format!("{id} {}", kind(*is_private)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
         }
     }
 
-    async fn delete(&self, record: &DesiredRecord) -> Result<(), Route53Error> {
-        let change = record_set(record)
-            .and_then(|set| change(ChangeAction::Delete, &set))
-            .map_err(|error| build_error(&record.zone_id, error))?;
-        self.send(&record.zone_id, vec![change]).await.map(|_| ())
+    /// Every live record set at exactly `name`, of every type.
+    ///
+    /// ListResourceRecordSets starts *at* the given name and returns whatever
+    /// follows, so the answer is filtered by name, and paging stops at the
+    /// first set past it.
+    pub async fn sets_at(
+        &self,
+        zone_id: &ZoneId,
+        name: &DnsName,
+    ) -> Result<Vec<LiveSet>, Route53Error> {
+        let mut sets = Vec::new();
+        let mut start = Some((name.to_string(), None, None));
+        while let Some((start_name, start_type, start_identifier)) = start.take() {
+            let output = self
+                .client
+                .list_resource_record_sets()
+                .hosted_zone_id(zone_id.as_str())
+                .start_record_name(start_name)
+                .set_start_record_type(start_type)
+                .set_start_record_identifier(start_identifier)
+                .max_items(PAGE_AT_NAME)
+                .send()
+                .await
+                .map_err(|error| call_error("ListResourceRecordSets", zone_id, error))?;
+            let page: Vec<LiveSet> = output.resource_record_sets().iter().map(live_set).collect();
+            let past_the_name = page.iter().any(|set| set.name != *name);
+            sets.extend(page.into_iter().filter(|set| set.name == *name));
+            if output.is_truncated() && !past_the_name {
+                start = output.next_record_name().map(|next| {
+                    (
+                        next.to_string(),
+                        output.next_record_type().cloned(),
+                        output.next_record_identifier().map(str::to_string),
+                    )
+                });
+            }
+        }
+        Ok(sets)
     }
 
-    async fn send(&self, zone_id: &ZoneId, changes: Vec<Change>) -> Result<String, Route53Error> {
-        let batch = ChangeBatch::builder()
-            .set_changes(Some(changes))
-            .build()
-            .map_err(|error| build_error(zone_id, error))?;
+    /// Every record set in the zone, following every page.
+    pub async fn all_sets(&self, zone_id: &ZoneId) -> Result<Vec<LiveSet>, Route53Error> {
+        let mut sets = Vec::new();
+        let mut start: Option<(String, Option<RrType>, Option<String>)> = None;
+        loop {
+            let mut request = self
+                .client
+                .list_resource_record_sets()
+                .hosted_zone_id(zone_id.as_str());
+            if let Some((name, kind, identifier)) = start.take() {
+                request = request
+                    .start_record_name(name)
+                    .set_start_record_type(kind)
+                    .set_start_record_identifier(identifier);
+            }
+            let output = request
+                .send()
+                .await
+                .map_err(|error| call_error("ListResourceRecordSets", zone_id, error))?;
+            sets.extend(output.resource_record_sets().iter().map(live_set));
+            if !output.is_truncated() {
+                return Ok(sets);
+            }
+            let Some(next) = output.next_record_name() else {
+                return Ok(sets);
+            };
+            start = Some((
+                next.to_string(),
+                output.next_record_type().cloned(),
+                output.next_record_identifier().map(str::to_string),
+            ));
+        }
+    }
+
+    /// Sends `writes` as one change batch to `zone_id`: all of them happen,
+    /// or none. Returns the change id.
+    pub async fn apply(
+        &self,
+        zone_id: &ZoneId,
+        writes: &[Write<'_>],
+    ) -> Result<String, Route53Error> {
+        let changes = writes
+            .iter()
+            .map(change)
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|changes| ChangeBatch::builder().set_changes(Some(changes)).build())
+            .map_err(|error| {
+                Route53Error::new(
+                    "ChangeResourceRecordSets",
+                    zone_id,
+                    format!("the change batch could not be built: {error}"),
+                )
+            })?;
         let output = self
             .client
             .change_resource_record_sets()
             .hosted_zone_id(zone_id.as_str())
-            .change_batch(batch)
+            .change_batch(changes)
             .send()
             .await
             .map_err(|error| call_error("ChangeResourceRecordSets", zone_id, error))?;
@@ -225,49 +338,99 @@ impl Route53 {
 
 type BuildError = aws_smithy_types::error::operation::BuildError;
 
-fn record_set(record: &DesiredRecord) -> Result<ResourceRecordSet, BuildError> {
-    let values = record
-        .values
-        .iter()
-        .map(|value| ResourceRecord::builder().value(value).build())
-        .collect::<Result<Vec<_>, _>>()?;
-    ResourceRecordSet::builder()
+fn change(write: &Write<'_>) -> Result<Change, BuildError> {
+    let (action, set) = match write {
+        Write::Create(record) => (ChangeAction::Create, desired_set(record)?),
+        Write::Upsert(record) => (ChangeAction::Upsert, desired_set(record)?),
+        Write::Txt { name, values, ttl } => (
+            ChangeAction::Upsert,
+            ResourceRecordSet::builder()
+                .name(name.as_str())
+                .r#type(RrType::Txt)
+                .ttl(i64::from(*ttl))
+                .set_resource_records(Some(resource_records(values)?))
+                .build()?,
+        ),
+        Write::Delete(live) => (ChangeAction::Delete, live_to_set(live)?),
+    };
+    Change::builder()
+        .action(action)
+        .resource_record_set(set)
+        .build()
+}
+
+fn desired_set(record: &DesiredRecord) -> Result<ResourceRecordSet, BuildError> {
+    let builder = ResourceRecordSet::builder()
         .name(record.name.as_str())
         .r#type(rr_type(record.record_type))
         .ttl(i64::from(record.ttl))
-        .set_resource_records(Some(values))
-        .build()
+        .set_resource_records(Some(resource_records(&record.values)?))
+        .set_set_identifier(record.set_identifier.clone());
+    with_policy(builder, record.policy).build()
 }
 
-fn change(action: ChangeAction, set: &ResourceRecordSet) -> Result<Change, BuildError> {
-    Change::builder()
-        .action(action)
-        .resource_record_set(set.clone())
-        .build()
+/// A DELETE must repeat the live set exactly: name, type, set identifier,
+/// policy, TTL and every value.
+fn live_to_set(live: &LiveSet) -> Result<ResourceRecordSet, BuildError> {
+    let builder = ResourceRecordSet::builder()
+        .name(live.name.as_str())
+        .r#type(RrType::from(live.record_type.as_str()))
+        .set_ttl(live.ttl)
+        .set_resource_records(Some(resource_records(&live.values)?))
+        .set_set_identifier(live.set_identifier.clone());
+    with_policy(builder, live.policy).build()
 }
 
-fn rr_type(record_type: RecordType) -> RrType {
-    match record_type {
-        RecordType::A => RrType::A,
-        RecordType::Aaaa => RrType::Aaaa,
+fn with_policy(
+    builder: aws_sdk_route53::types::builders::ResourceRecordSetBuilder,
+    policy: Policy,
+) -> aws_sdk_route53::types::builders::ResourceRecordSetBuilder {
+    match policy {
+        Policy::MultiValue => builder.multi_value_answer(true),
+        Policy::Weighted(weight) => builder.weight(i64::from(weight)),
+        Policy::Simple | Policy::Other => builder,
     }
 }
 
-/// Values compared as Route 53 would: addresses by value (an IPv6 address
-/// has many spellings), in any order.
-fn normalised(values: &[String]) -> Vec<String> {
-    let mut values: Vec<String> = values
-        .iter()
-        .map(|value| match value.parse::<IpAddr>() {
-            Ok(ip) => ip.to_string(),
-            Err(_) => value.clone(),
-        })
-        .collect();
-    values.sort();
+fn resource_records(values: &[String]) -> Result<Vec<ResourceRecord>, BuildError> {
     values
+        .iter()
+        .map(|value| ResourceRecord::builder().value(value).build())
+        .collect()
 }
 
-fn call_error<E>(action: &'static str, zone_id: &ZoneId, error: SdkError<E>) -> Route53Error
+fn live_set(set: &ResourceRecordSet) -> LiveSet {
+    let policy = match (set.weight(), set.multi_value_answer(), set.set_identifier()) {
+        (Some(weight), _, _) => Policy::Weighted(u8::try_from(weight).unwrap_or(u8::MAX)),
+        (None, Some(true), _) => Policy::MultiValue,
+        (None, _, Some(_)) => Policy::Other,
+        (None, _, None) => Policy::Simple,
+    };
+    LiveSet {
+        name: DnsName::from_route53(set.name()),
+        record_type: set.r#type().as_str().to_string(),
+        set_identifier: set.set_identifier().map(str::to_string),
+        policy,
+        ttl: set.ttl(),
+        values: set
+            .resource_records()
+            .iter()
+            .map(|value| value.value().to_string())
+            .collect(),
+        is_alias: set.alias_target().is_some(),
+    }
+}
+
+fn rr_type(record_type: RecordType) -> RrType {
+    RrType::from(record_type.as_str())
+}
+
+/// `/hostedzone/Z123` → `Z123`.
+fn bare_zone_id(id: &str) -> String {
+    id.trim_start_matches("/hostedzone/").to_string()
+}
+
+fn call_error<E>(action: &'static str, target: impl ToString, error: SdkError<E>) -> Route53Error
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
@@ -281,18 +444,9 @@ where
     };
     Route53Error {
         action,
-        zone_id: zone_id.clone(),
+        target: target.to_string(),
         code,
         detail,
-    }
-}
-
-fn build_error(zone_id: &ZoneId, error: BuildError) -> Route53Error {
-    Route53Error {
-        action: "ChangeResourceRecordSets",
-        zone_id: zone_id.clone(),
-        code: None,
-        detail: format!("the change batch could not be built: {error}"),
     }
 }
 
@@ -300,44 +454,55 @@ fn build_error(zone_id: &ZoneId, error: BuildError) -> Route53Error {
 mod tests {
     use super::*;
 
-    fn desired(values: &[&str]) -> DesiredRecord {
+    fn desired(policy: Policy, set: Option<&str>) -> DesiredRecord {
         DesiredRecord {
             zone_id: ZoneId::parse("ZA").unwrap(),
             name: DnsName::parse("a.example.com").unwrap(),
             record_type: RecordType::Aaaa,
+            set_identifier: set.map(str::to_string),
+            policy,
             ttl: 60,
-            values: values.iter().map(|v| v.to_string()).collect(),
-        }
-    }
-
-    fn live(ttl: i64, values: &[&str]) -> LiveRecord {
-        LiveRecord {
-            ttl: Some(ttl),
-            values: values.iter().map(|v| v.to_string()).collect(),
-            is_alias: false,
+            values: vec!["2001:db8::1".into()],
+            takeover: false,
         }
     }
 
     #[test]
-    fn matching_compares_ttl_and_values_by_meaning() {
-        let record = desired(&["2001:db8::1"]);
-        assert!(live(60, &["2001:DB8:0::1"]).matches(&record));
-        assert!(!live(300, &["2001:db8::1"]).matches(&record));
-        assert!(!live(60, &["2001:db8::2"]).matches(&record));
-        assert!(!live(60, &["2001:db8::1", "2001:db8::2"]).matches(&record));
-        let alias = LiveRecord {
-            is_alias: true,
-            ..live(60, &["2001:db8::1"])
-        };
-        assert!(!alias.matches(&record));
-    }
-
-    #[test]
-    fn record_sets_carry_name_type_ttl_and_values() {
-        let set = record_set(&desired(&["2001:db8::1"])).unwrap();
+    fn record_sets_carry_name_type_ttl_values_and_policy() {
+        let set = desired_set(&desired(Policy::Simple, None)).unwrap();
         assert_eq!(set.name(), "a.example.com.");
         assert_eq!(set.r#type(), &RrType::Aaaa);
         assert_eq!(set.ttl(), Some(60));
         assert_eq!(set.resource_records()[0].value(), "2001:db8::1");
+        assert_eq!(set.set_identifier(), None);
+
+        let set = desired_set(&desired(Policy::Weighted(7), Some("i-1"))).unwrap();
+        assert_eq!(set.weight(), Some(7));
+        assert_eq!(set.set_identifier(), Some("i-1"));
+        let set = desired_set(&desired(Policy::MultiValue, Some("i-1"))).unwrap();
+        assert_eq!(set.multi_value_answer(), Some(true));
+    }
+
+    #[test]
+    fn live_sets_read_back_as_they_were_written() {
+        for policy in [Policy::Simple, Policy::MultiValue, Policy::Weighted(3)] {
+            let set_id = (policy != Policy::Simple).then_some("i-1");
+            let record = desired(policy, set_id);
+            let live = live_set(&desired_set(&record).unwrap());
+            assert!(live.holds(&record), "{policy:?}: {live:?}");
+            assert!(live.is_set_of(&record));
+            let again = live_to_set(&live).unwrap();
+            assert_eq!(live_set(&again), live);
+        }
+    }
+
+    #[test]
+    fn escaped_names_are_decoded() {
+        let set = ResourceRecordSet::builder()
+            .name("\\052.Example.com.")
+            .r#type(RrType::A)
+            .build()
+            .unwrap();
+        assert_eq!(live_set(&set).name.as_str(), "*.example.com.");
     }
 }

@@ -50,6 +50,8 @@ pub enum TemplateError {
          (tag keys there may not be empty or contain `/` or spaces)"
     )]
     BadTagKey { template: String, key: String },
+    #[error("`{template}` cannot render to one DNS label (letters, digits, inner hyphens)")]
+    NotALabel { template: String },
     #[error("`{template}` cannot render to a valid name: {source}")]
     Shape {
         template: String,
@@ -95,6 +97,13 @@ pub enum RenderError {
     },
     #[error("the rendered name is not valid: {0}")]
     Name(#[from] NameError),
+    #[error("`{template}` renders to {value:?}, which cannot be one DNS label: {source}")]
+    NotALabel {
+        template: String,
+        value: String,
+        #[source]
+        source: LabelError,
+    },
 }
 
 impl NameTemplate {
@@ -119,10 +128,7 @@ impl NameTemplate {
 
     /// The tag keys this template reads.
     pub fn tag_keys(&self) -> impl Iterator<Item = &str> {
-        self.parts.iter().filter_map(|part| match part {
-            Part::Field(Field::Tag(key)) => Some(key.as_str()),
-            _ => None,
-        })
+        tag_keys(&self.parts)
     }
 
     /// Renders the name with placeholder field values. Every field value is one
@@ -143,15 +149,80 @@ impl NameTemplate {
 
     /// Fills the fields from `values` and checks the result.
     pub fn render(&self, values: &impl FieldValues) -> Result<DnsName, RenderError> {
-        let mut text = String::new();
-        for part in &self.parts {
-            match part {
-                Part::Literal(literal) => text.push_str(literal),
-                Part::Field(field) => text.push_str(&field_value(field, values)?),
-            }
-        }
-        Ok(DnsName::parse(&text)?)
+        Ok(DnsName::parse(&fill(&self.parts, values)?)?)
     }
+}
+
+/// A template that renders to exactly one DNS label, such as a set
+/// identifier: `{instance_id}`, `web-{az}`. A label, because the agent also
+/// uses it in the name of the record's ownership marker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LabelTemplate {
+    source: String,
+    parts: Vec<Part>,
+}
+
+impl LabelTemplate {
+    pub fn parse(source: &str) -> Result<Self, TemplateError> {
+        let parts = split_parts(source)?;
+        let shape: String = parts
+            .iter()
+            .map(|part| match part {
+                Part::Literal(text) => text.as_str(),
+                Part::Field(_) => "x",
+            })
+            .collect();
+        dns::check_hostname_label(&shape).map_err(|_| TemplateError::NotALabel {
+            template: source.to_string(),
+        })?;
+        Ok(LabelTemplate {
+            source: source.to_string(),
+            parts,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+
+    pub fn tag_keys(&self) -> impl Iterator<Item = &str> {
+        tag_keys(&self.parts)
+    }
+
+    pub fn render(&self, values: &impl FieldValues) -> Result<String, RenderError> {
+        let value = fill(&self.parts, values)?;
+        dns::check_hostname_label(&value).map_err(|source| RenderError::NotALabel {
+            template: self.source.clone(),
+            value: value.clone(),
+            source,
+        })?;
+        Ok(value)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for LabelTemplate {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let source = String::deserialize(deserializer)?;
+        LabelTemplate::parse(&source).map_err(serde::de::Error::custom)
+    }
+}
+
+fn fill(parts: &[Part], values: &impl FieldValues) -> Result<String, RenderError> {
+    let mut text = String::new();
+    for part in parts {
+        match part {
+            Part::Literal(literal) => text.push_str(literal),
+            Part::Field(field) => text.push_str(&field_value(field, values)?),
+        }
+    }
+    Ok(text)
+}
+
+fn tag_keys(parts: &[Part]) -> impl Iterator<Item = &str> {
+    parts.iter().filter_map(|part| match part {
+        Part::Field(Field::Tag(key)) => Some(key.as_str()),
+        _ => None,
+    })
 }
 
 impl fmt::Display for NameTemplate {
@@ -380,6 +451,27 @@ mod tests {
     fn tag_keys_lists_only_tags() {
         let template = NameTemplate::parse("{tag:Name}-{tag:Env}.{az}.example.com").unwrap();
         assert_eq!(template.tag_keys().collect::<Vec<_>>(), ["Name", "Env"]);
+    }
+
+    #[test]
+    fn label_templates_render_one_label() {
+        let template = LabelTemplate::parse("{instance_id}").unwrap();
+        assert_eq!(template.render(&with_tags(&[])).unwrap(), "i-0abc");
+        let template = LabelTemplate::parse("web-{tag:Role}").unwrap();
+        assert_eq!(
+            template.render(&with_tags(&[("Role", "api")])).unwrap(),
+            "web-api"
+        );
+        assert!(matches!(
+            LabelTemplate::parse("{instance_id}.x"),
+            Err(TemplateError::NotALabel { .. })
+        ));
+        assert!(matches!(
+            LabelTemplate::parse("{tag:Name}")
+                .unwrap()
+                .render(&with_tags(&[("Name", "a_b")])),
+            Err(RenderError::TagNotALabel { .. })
+        ));
     }
 
     #[test]

@@ -60,7 +60,7 @@ async fn an_address_change_is_followed_and_nothing_is_rewritten_meanwhile() {
     // Three quiet polls: no second write.
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert_eq!(
-        agent.log().matches("record upserted").count(),
+        agent.log().matches("record written").count(),
         1,
         "{}",
         agent.log()
@@ -71,7 +71,7 @@ async fn an_address_change_is_followed_and_nothing_is_rewritten_meanwhile() {
         .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.11"]))
         .await;
     assert_eq!(
-        agent.log().matches("record upserted").count(),
+        agent.log().matches("record written").count(),
         2,
         "{}",
         agent.log()
@@ -287,7 +287,7 @@ async fn a_public_address_that_appears_later_is_registered() {
         "#,
     );
     let mut agent = world.spawn(&config);
-    agent.wait_log("no public-ipv4 address yet", SOON).await;
+    agent.wait_log("no public-ipv4 yet", SOON).await;
     assert_eq!(world.record(&name, RrType::A).await, None);
 
     // An Elastic IP is associated.
@@ -377,7 +377,7 @@ async fn deregister_leaves_a_record_that_holds_other_values() {
     let finished = world.once("deregister", &world.simple_config()).await;
     assert_eq!(finished.code, Some(0), "{finished:?}");
     assert!(
-        finished.stderr.contains("changed by someone else"),
+        finished.stderr.contains("not marked as this instance's"),
         "{finished:?}"
     );
     assert_eq!(

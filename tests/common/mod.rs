@@ -11,9 +11,10 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_route53::Client;
 use aws_sdk_route53::types::RrType;
+use route53_agent_testkit::route53::normalise_name;
 use route53_agent_testkit::{
-    AGENT_ENV_REMOVE, ImdsServer, Ministack, agent_env, create_zone, records, route53_client,
-    values_of,
+    AGENT_ENV_REMOVE, ImdsServer, InstanceDefaults, Ministack, agent_env, create_zone, records,
+    route53_client, values_of,
 };
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
@@ -97,14 +98,28 @@ impl World {
         format!("{label}.{}", self.zone)
     }
 
+    /// Another instance in the same world: its own IMDS, same Route 53.
+    pub async fn instance(&self, instance_id: &str, local_ipv4: &str) -> ImdsServer {
+        ImdsServer::with_instance(InstanceDefaults {
+            instance_id: instance_id.into(),
+            local_ipv4: local_ipv4.into(),
+            ..InstanceDefaults::default()
+        })
+        .await
+    }
+
     fn command(&self, args: &[&str], config: &Path) -> Command {
+        self.command_as(args, config, &self.imds)
+    }
+
+    fn command_as(&self, args: &[&str], config: &Path, imds: &ImdsServer) -> Command {
         let mut command = Command::new(AGENT);
         command.args(args).arg("--config").arg(config);
         for key in AGENT_ENV_REMOVE {
             command.env_remove(key);
         }
         command
-            .envs(agent_env(&self.imds.endpoint(), &self.route53_endpoint))
+            .envs(agent_env(&imds.endpoint(), &self.route53_endpoint))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .kill_on_drop(true);
@@ -113,9 +128,14 @@ impl World {
 
     /// Runs a one-shot command to the end.
     pub async fn once(&self, command: &str, config: &Path) -> Finished {
+        self.once_as(command, config, &self.imds).await
+    }
+
+    /// Runs a one-shot command as the instance `imds` describes.
+    pub async fn once_as(&self, command: &str, config: &Path, imds: &ImdsServer) -> Finished {
         let output = tokio::time::timeout(
             Duration::from_secs(60),
-            self.command(&[command], config).output(),
+            self.command_as(&[command], config, imds).output(),
         )
         .await
         .expect("a one-shot command finishes within a minute")
@@ -129,13 +149,18 @@ impl World {
 
     /// Starts `route53-agent run`, its log going to a file.
     pub fn spawn(&self, config: &Path) -> Agent {
+        self.spawn_as(config, &self.imds)
+    }
+
+    /// Starts `route53-agent run` as the instance `imds` describes.
+    pub fn spawn_as(&self, config: &Path, imds: &ImdsServer) -> Agent {
         let log = self.dir.path().join(format!(
             "agent-{}.log",
             ZONES.fetch_add(1, Ordering::Relaxed)
         ));
         let file = std::fs::File::create(&log).expect("agent log file");
         let child = self
-            .command(&["run"], config)
+            .command_as(&["run"], config, imds)
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
@@ -145,6 +170,34 @@ impl World {
 
     pub async fn record(&self, name: &str, rr_type: RrType) -> Live {
         values_of(&records(&self.r53, &self.zone_id).await, name, rr_type)
+    }
+
+    /// Every set at `name` and type, as (set identifier, values), sorted.
+    pub async fn sets(&self, name: &str, rr_type: RrType) -> Vec<(Option<String>, Vec<String>)> {
+        let wanted = normalise_name(name);
+        let mut sets: Vec<_> = records(&self.r53, &self.zone_id)
+            .await
+            .into_iter()
+            .filter(|set| *set.r#type() == rr_type && normalise_name(set.name()) == wanted)
+            .map(|set| {
+                let values = set
+                    .resource_records()
+                    .iter()
+                    .map(|value| value.value().to_string())
+                    .collect();
+                (set.set_identifier().map(str::to_string), values)
+            })
+            .collect();
+        sets.sort();
+        sets
+    }
+
+    /// The ownership marker's values beside a record.
+    pub async fn marker(&self, marker_name: &str) -> Vec<String> {
+        self.record(marker_name, RrType::Txt)
+            .await
+            .map(|(_, values)| values)
+            .unwrap_or_default()
     }
 
     /// Polls the zone until `wanted` holds for the record, or panics after
@@ -167,6 +220,35 @@ impl World {
                 panic!(
                     "{name} {rr_type:?} is {live:?} after {within:?}; agent log:\n{}",
                     agent.log()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl World {
+    /// Polls the zone until `wanted` holds for the sets at `name`, or panics
+    /// after `within`, showing the logs of `agents`.
+    pub async fn wait_sets(
+        &self,
+        agents: &[&Agent],
+        name: &str,
+        rr_type: RrType,
+        within: Duration,
+        wanted: impl Fn(&[(Option<String>, Vec<String>)]) -> bool,
+    ) -> Vec<(Option<String>, Vec<String>)> {
+        let deadline = Instant::now() + within;
+        loop {
+            let sets = self.sets(name, rr_type.clone()).await;
+            if wanted(&sets) {
+                return sets;
+            }
+            if Instant::now() > deadline {
+                let logs: Vec<String> = agents.iter().map(|agent| agent.log()).collect();
+                panic!(
+                    "{name} {rr_type:?} is {sets:?} after {within:?}; logs:\n{}",
+                    logs.join("\n----\n")
                 );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;

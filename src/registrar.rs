@@ -1,0 +1,337 @@
+//! Writing and deleting this instance's records safely: read what is live,
+//! let [`crate::owner`] decide, then send one change batch per name with
+//! each record and its ownership marker together.
+//!
+//! Every write is read-before-write. A record that is absent is CREATEd, not
+//! UPSERTed, so that when two instances race for a name the second one's
+//! batch fails and the next pass sees the first one's marker. Deletes carry
+//! the exact live values; when the zone changes between the read and the
+//! delete, Route 53 rejects the batch and one more read says what happened.
+
+use std::collections::BTreeSet;
+
+use tracing::{info, warn};
+
+use crate::config::{RecordType, ZoneId};
+use crate::dns::DnsName;
+use crate::owner::{self, Decision, LiveSet, Marker};
+use crate::plan::{DesiredRecord, Policy};
+use crate::route53::{Route53, Route53Error, Write};
+
+/// What a batch did with each record in it.
+#[derive(Debug, Default)]
+pub struct BatchOutcome<T> {
+    /// Written, with the change id.
+    pub written: Vec<T>,
+    /// Left alone, with the reason: the name belongs to someone else, or the
+    /// record would clash with what is live.
+    pub refused: Vec<(T, String)>,
+    pub change_id: Option<String>,
+}
+
+/// What a safe delete found and did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    /// Nothing was there: as good as deleted.
+    AlreadyGone,
+    /// Not ours any more, or changed since it was written: left alone.
+    LeftAlone(String),
+}
+
+/// How sure a delete must be that the record is ours.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// Our marker, and exactly the values this process wrote.
+    Written,
+    /// Our marker is enough: the caller does not know what was written (a
+    /// one-shot `deregister`, or garbage collection after a hard stop).
+    Marked,
+}
+
+/// Writes and deletes records for one instance.
+#[derive(Clone, Debug)]
+pub struct Registrar {
+    route53: Route53,
+    owner_prefix: String,
+    instance_id: String,
+}
+
+/// A record that the marker of this instance names, found by [`Registrar::gc`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MarkedRecord {
+    pub zone_id: ZoneId,
+    pub name: DnsName,
+    pub marker: Marker,
+}
+
+impl Registrar {
+    pub fn new(route53: Route53, owner_prefix: &str, instance_id: &str) -> Self {
+        Registrar {
+            route53,
+            owner_prefix: owner_prefix.to_string(),
+            instance_id: instance_id.to_string(),
+        }
+    }
+
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    /// Writes `records`, which share one zone and name, in one change batch,
+    /// each only where [`owner::decide`] allows it. `previous` gives, per
+    /// record, what this process wrote under the same key before, if it did:
+    /// a live record that no longer holds that was changed by someone else.
+    pub async fn register<T: Clone>(
+        &self,
+        records: &[(T, &DesiredRecord, Option<&DesiredRecord>)],
+    ) -> Result<BatchOutcome<T>, Route53Error> {
+        let mut outcome = BatchOutcome {
+            written: Vec::new(),
+            refused: Vec::new(),
+            change_id: None,
+        };
+        let Some((_, first, _)) = records.first() else {
+            return Ok(outcome);
+        };
+        let sets = self.route53.sets_at(&first.zone_id, &first.name).await?;
+        let mut markers = Vec::new();
+        let mut accepted = Vec::new();
+        for (tag, record, previous) in records {
+            match self.check(record, *previous, &sets).await? {
+                Ok(marker_name) => {
+                    markers.push(marker_name);
+                    accepted.push((tag.clone(), *record));
+                }
+                Err(why) => outcome.refused.push((tag.clone(), why)),
+            }
+        }
+        if accepted.is_empty() {
+            return Ok(outcome);
+        }
+        let mut writes = Vec::new();
+        for ((_, record), marker_name) in accepted.iter().zip(&markers) {
+            let live = sets.iter().any(|set| set.is_set_of(record));
+            writes.push(if live {
+                Write::Upsert(record)
+            } else {
+                Write::Create(record)
+            });
+            writes.push(Write::Txt {
+                name: marker_name,
+                values: vec![Marker::for_record(&self.instance_id, record).txt_value()],
+                ttl: record.ttl,
+            });
+        }
+        outcome.change_id = Some(self.route53.apply(&first.zone_id, &writes).await?);
+        outcome.written = accepted.into_iter().map(|(tag, _)| tag).collect();
+        Ok(outcome)
+    }
+
+    /// Whether `record` may be written; on yes, its marker's name.
+    async fn check(
+        &self,
+        record: &DesiredRecord,
+        previous: Option<&DesiredRecord>,
+        sets: &[LiveSet],
+    ) -> Result<Result<DnsName, String>, Route53Error> {
+        let marker_name = match owner::marker_name(&self.owner_prefix, record) {
+            Ok(name) => name,
+            Err(error) => return Ok(Err(format!("{record}: no name for its marker: {error}"))),
+        };
+        let live = sets.iter().find(|set| set.is_set_of(record));
+        let others: Vec<LiveSet> = sets
+            .iter()
+            .filter(|set| !set.is_set_of(record))
+            .cloned()
+            .collect();
+        if let Some(why) = owner::conflict(record, &others) {
+            return Ok(Err(why));
+        }
+        if let (Some(live), Some(previous)) = (live, previous)
+            && previous.key() == record.key()
+            && !live.holds(previous)
+        {
+            return Ok(Err(format!(
+                "{record} was changed by someone else since it was written (now {live}); left \
+                 alone"
+            )));
+        }
+        let marker_values = match live {
+            Some(_) => self.marker_values(&record.zone_id, &marker_name).await?,
+            None => Vec::new(),
+        };
+        let owner = owner::owner(live, &marker_values, &self.instance_id, record);
+        Ok(match owner::decide(&owner, record) {
+            Decision::Create | Decision::Update => Ok(marker_name),
+            Decision::TakeOver { from } => {
+                warn!(record = %record, from = %from, "taking the record over");
+                Ok(marker_name)
+            }
+            Decision::Refuse(why) => Err(why),
+        })
+    }
+
+    async fn marker_values(
+        &self,
+        zone_id: &ZoneId,
+        marker_name: &DnsName,
+    ) -> Result<Vec<String>, Route53Error> {
+        Ok(self
+            .marker_set(zone_id, marker_name)
+            .await?
+            .map(|set| set.values)
+            .unwrap_or_default())
+    }
+
+    async fn marker_set(
+        &self,
+        zone_id: &ZoneId,
+        marker_name: &DnsName,
+    ) -> Result<Option<LiveSet>, Route53Error> {
+        let sets = self.route53.sets_at(zone_id, marker_name).await?;
+        Ok(sets
+            .into_iter()
+            .find(|set| set.is(RecordType::Txt) && set.set_identifier.is_none()))
+    }
+
+    /// Deletes `record` and its marker in one batch, only while both are
+    /// still ours (see [`Expect`]). A record that is gone counts as deleted;
+    /// its marker, if ours, goes too.
+    pub async fn delete(
+        &self,
+        record: &DesiredRecord,
+        expect: Expect,
+    ) -> Result<DeleteOutcome, Route53Error> {
+        match self.try_delete(record, expect).await {
+            Err(error) if error.is_invalid_change_batch() => {
+                // The zone changed between our read and our delete: read
+                // again, once, and act on what is there now.
+                self.try_delete(record, expect).await
+            }
+            other => other,
+        }
+    }
+
+    async fn try_delete(
+        &self,
+        record: &DesiredRecord,
+        expect: Expect,
+    ) -> Result<DeleteOutcome, Route53Error> {
+        let marker_name =
+            owner::marker_name(&self.owner_prefix, record).map_err(|error| Route53Error {
+                action: "ChangeResourceRecordSets",
+                target: record.zone_id.to_string(),
+                code: None,
+                detail: format!("{record}: no name for its marker: {error}"),
+            })?;
+        let sets = self.route53.sets_at(&record.zone_id, &record.name).await?;
+        let live = sets.into_iter().find(|set| set.is_set_of(record));
+        let marker = self.marker_set(&record.zone_id, &marker_name).await?;
+        let ours = marker.as_ref().is_some_and(|set| {
+            let values = set.values.clone();
+            owner::owner(Some(set), &values, &self.instance_id, record) == owner::Owner::Us
+        });
+
+        let mut writes = Vec::new();
+        let outcome = match &live {
+            None => DeleteOutcome::AlreadyGone,
+            Some(live) if !ours => {
+                return Ok(DeleteOutcome::LeftAlone(format!(
+                    "{live} is not marked as this instance's (no marker of ours beside it)"
+                )));
+            }
+            Some(live) if expect == Expect::Written && !live.holds(record) => {
+                return Ok(DeleteOutcome::LeftAlone(format!(
+                    "{record} was changed by someone else since it was written (now {live})"
+                )));
+            }
+            Some(live) => {
+                writes.push(Write::Delete(live));
+                DeleteOutcome::Deleted
+            }
+        };
+        if let Some(marker) = marker.as_ref().filter(|_| ours) {
+            writes.push(Write::Delete(marker));
+        }
+        if !writes.is_empty() {
+            self.route53.apply(&record.zone_id, &writes).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// Finds the records in `zone_id` whose marker names this instance.
+    pub async fn marked(&self, zone_id: &ZoneId) -> Result<Vec<MarkedRecord>, Route53Error> {
+        let sets = self.route53.all_sets(zone_id).await?;
+        let mut found = Vec::new();
+        for set in sets.iter().filter(|set| set.is(RecordType::Txt)) {
+            let Some(name) = owner::marked_name(&self.owner_prefix, &set.name) else {
+                continue;
+            };
+            for marker in set.values.iter().filter_map(|value| Marker::parse(value)) {
+                if marker.instance_id == self.instance_id {
+                    found.push(MarkedRecord {
+                        zone_id: zone_id.clone(),
+                        name: name.clone(),
+                        marker,
+                    });
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Deletes every record in `zones` that this instance's marker names but
+    /// that `wanted` (the keys of every record the configuration produces
+    /// now) does not hold. Returns the records deleted.
+    pub async fn gc(
+        &self,
+        zones: &BTreeSet<ZoneId>,
+        wanted: &BTreeSet<(ZoneId, DnsName, RecordType, Option<String>)>,
+    ) -> Result<Vec<String>, Route53Error> {
+        let mut removed = Vec::new();
+        for zone_id in zones {
+            for marked in self.marked(zone_id).await? {
+                let key = (
+                    marked.zone_id.clone(),
+                    marked.name.clone(),
+                    marked.marker.record_type,
+                    marked.marker.set_identifier.clone(),
+                );
+                if wanted.contains(&key) {
+                    continue;
+                }
+                let stale = self.stale_record(&marked).await?;
+                let outcome = self.delete(&stale, Expect::Marked).await?;
+                info!(record = %stale, outcome = ?outcome, "stale record of this instance collected");
+                if outcome == DeleteOutcome::Deleted {
+                    removed.push(stale.to_string());
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// The record a marker names, as it is live (or a stand-in with the
+    /// marker's key, when only the marker is left).
+    async fn stale_record(&self, marked: &MarkedRecord) -> Result<DesiredRecord, Route53Error> {
+        let sets = self.route53.sets_at(&marked.zone_id, &marked.name).await?;
+        let live = sets.into_iter().find(|set| {
+            set.is(marked.marker.record_type) && set.set_identifier == marked.marker.set_identifier
+        });
+        Ok(DesiredRecord {
+            zone_id: marked.zone_id.clone(),
+            name: marked.name.clone(),
+            record_type: marked.marker.record_type,
+            set_identifier: marked.marker.set_identifier.clone(),
+            policy: live.as_ref().map_or(Policy::Simple, |set| set.policy),
+            ttl: live
+                .as_ref()
+                .and_then(|set| set.ttl)
+                .and_then(|ttl| u32::try_from(ttl).ok())
+                .unwrap_or_default(),
+            values: live.map(|set| set.values).unwrap_or_default(),
+            takeover: false,
+        })
+    }
+}

@@ -1,0 +1,436 @@
+//! Fleet safety end to end: several agent processes, each with an IMDS
+//! stand-in of its own, sharing one hosted zone in ministack. Ownership
+//! markers, refusing to clobber, shared names, zones by name, stale records.
+
+mod common;
+
+use std::time::Duration;
+
+use aws_sdk_route53::types::RrType;
+use common::{World, absent, holds};
+use route53_agent_testkit::{create_zone, records, upsert, values_of};
+
+const SOON: Duration = Duration::from_secs(15);
+const EXIT: Duration = Duration::from_secs(15);
+const FIRST: &str = "i-0123456789abcdef0";
+
+fn marker_of(instance: &str, kind: &str) -> String {
+    format!("\"heritage=route53-agent,instance={instance},type={kind}\"")
+}
+
+#[tokio::test]
+async fn each_record_has_a_marker_written_and_deleted_with_it() {
+    let world = World::new().await;
+    let name = world.name("web-1");
+    let marker = format!("_route53-agent.a.{name}");
+    let mut agent = world.spawn(&world.simple_config());
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+    assert_eq!(world.marker(&marker).await, [marker_of(FIRST, "A")]);
+
+    agent.signal("TERM");
+    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    assert_eq!(world.record(&name, RrType::A).await, None);
+    assert!(world.marker(&marker).await.is_empty(), "{}", agent.log());
+}
+
+#[tokio::test]
+async fn a_second_instance_refuses_a_taken_name_or_takes_it_over() {
+    let world = World::new().await;
+    let name = world.name("web-1");
+    let mut first = world.spawn(&world.simple_config());
+    world
+        .wait_for(&first, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+
+    let second = world.instance("i-0bbbbbbbbbbbbbbbb", "10.0.0.20").await;
+    let refused = world
+        .once_as("register", &world.simple_config(), &second)
+        .await;
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+    assert!(
+        refused
+            .stderr
+            .contains(&format!("belongs to instance {FIRST}")),
+        "{refused:?}"
+    );
+    assert!(refused.stderr.contains("takeover = true"), "{refused:?}");
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((60, vec!["10.0.0.10".to_string()]))
+    );
+
+    let takeover = world.config(
+        r#"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{tag:Name}.{ZONE}"
+        takeover = true
+        "#,
+    );
+    let taken = world.once_as("register", &takeover, &second).await;
+    assert_eq!(taken.code, Some(0), "{taken:?}");
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((60, vec!["10.0.0.20".to_string()]))
+    );
+    let marker = format!("_route53-agent.a.{name}");
+    assert_eq!(
+        world.marker(&marker).await,
+        [marker_of("i-0bbbbbbbbbbbbbbbb", "A")]
+    );
+
+    // The old instance shuts down after the new one took its name: the new
+    // record and its marker stay.
+    first.signal("TERM");
+    assert_eq!(first.exit_code(EXIT).await, Some(0), "{}", first.log());
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((60, vec!["10.0.0.20".to_string()]))
+    );
+    assert_eq!(
+        world.marker(&marker).await,
+        [marker_of("i-0bbbbbbbbbbbbbbbb", "A")]
+    );
+    assert!(first.log().contains("left alone"), "{}", first.log());
+}
+
+#[tokio::test]
+async fn a_fleet_shares_a_multivalue_name_and_one_leaving_keeps_the_others() {
+    let world = World::new().await;
+    let name = world.name("fleet");
+    let config = world.config(
+        r#"
+        poll_interval = "1s"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "fleet.{ZONE}"
+        set_identifier = "{instance_id}"
+        multivalue = true
+        "#,
+    );
+    let mut agents = Vec::new();
+    for (id, ip) in [
+        ("i-0aaaaaaaaaaaaaaa1", "10.0.1.1"),
+        ("i-0aaaaaaaaaaaaaaa2", "10.0.1.2"),
+        ("i-0aaaaaaaaaaaaaaa3", "10.0.1.3"),
+    ] {
+        let imds = world.instance(id, ip).await;
+        agents.push((world.spawn_as(&config, &imds), imds));
+    }
+    let logs: Vec<&common::Agent> = agents.iter().map(|(agent, _)| agent).collect();
+    let sets = world
+        .wait_sets(&logs, &name, RrType::A, SOON, |sets| sets.len() == 3)
+        .await;
+    assert_eq!(
+        sets,
+        [
+            (
+                Some("i-0aaaaaaaaaaaaaaa1".into()),
+                vec!["10.0.1.1".to_string()]
+            ),
+            (
+                Some("i-0aaaaaaaaaaaaaaa2".into()),
+                vec!["10.0.1.2".to_string()]
+            ),
+            (
+                Some("i-0aaaaaaaaaaaaaaa3".into()),
+                vec!["10.0.1.3".to_string()]
+            ),
+        ]
+    );
+
+    let (mut leaving, _) = agents.remove(1);
+    leaving.signal("TERM");
+    assert_eq!(leaving.exit_code(EXIT).await, Some(0), "{}", leaving.log());
+    let sets = world.sets(&name, RrType::A).await;
+    assert_eq!(
+        sets,
+        [
+            (
+                Some("i-0aaaaaaaaaaaaaaa1".into()),
+                vec!["10.0.1.1".to_string()]
+            ),
+            (
+                Some("i-0aaaaaaaaaaaaaaa3".into()),
+                vec!["10.0.1.3".to_string()]
+            ),
+        ]
+    );
+    for (agent, _) in &mut agents {
+        agent.signal("TERM");
+        assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    }
+    assert!(world.sets(&name, RrType::A).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_persons_record_is_left_untouched_while_other_records_are_served() {
+    let world = World::new().await;
+    let taken = world.name("web-1");
+    let free = world.name("other");
+    upsert(
+        &world.r53,
+        &world.zone_id,
+        &taken,
+        RrType::A,
+        300,
+        &["192.0.2.1"],
+    )
+    .await;
+    let config = world.config(
+        r#"
+        poll_interval = "1s"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{tag:Name}.{ZONE}"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "other.{ZONE}"
+        "#,
+    );
+    let mut agent = world.spawn(&config);
+    world
+        .wait_for(&agent, &free, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+    agent.wait_log("not marked as route53-agent's", SOON).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Refused once, and not asked again on every poll.
+    assert_eq!(
+        agent.log().matches("not marked as route53-agent's").count(),
+        1
+    );
+
+    agent.signal("TERM");
+    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    assert_eq!(world.record(&free, RrType::A).await, None);
+    assert_eq!(
+        world.record(&taken, RrType::A).await,
+        Some((300, vec!["192.0.2.1".to_string()]))
+    );
+}
+
+#[tokio::test]
+async fn a_routing_policy_mix_is_reported_instead_of_sent() {
+    let world = World::new().await;
+    let name = world.name("fleet");
+    upsert(
+        &world.r53,
+        &world.zone_id,
+        &name,
+        RrType::A,
+        60,
+        &["192.0.2.1"],
+    )
+    .await;
+    let config = world.config(
+        r#"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "fleet.{ZONE}"
+        set_identifier = "{instance_id}"
+        multivalue = true
+        "#,
+    );
+    let finished = world.once("register", &config).await;
+    assert_eq!(finished.code, Some(1), "{finished:?}");
+    assert!(
+        finished.stderr.contains("must share a routing policy"),
+        "{finished:?}"
+    );
+    assert_eq!(
+        world.sets(&name, RrType::A).await,
+        [(None, vec!["192.0.2.1".to_string()])]
+    );
+}
+
+#[tokio::test]
+async fn a_restart_after_a_hard_stop_replaces_its_own_stale_record() {
+    let world = World::new().await;
+    let name = world.name("web-1");
+    let mut agent = world.spawn(&world.simple_config());
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+    agent.signal("KILL");
+    agent.exit_code(EXIT).await;
+    assert!(
+        world.record(&name, RrType::A).await.is_some(),
+        "left behind"
+    );
+
+    // The instance comes back with another address (a stop and start).
+    world.imds.set("local-ipv4", "10.0.0.77");
+    let mut again = world.spawn(&world.simple_config());
+    world
+        .wait_for(&again, &name, RrType::A, SOON, holds(60, &["10.0.0.77"]))
+        .await;
+    again.signal("TERM");
+    assert_eq!(again.exit_code(EXIT).await, Some(0), "{}", again.log());
+    assert_eq!(world.record(&name, RrType::A).await, None);
+}
+
+#[tokio::test]
+async fn records_of_this_instance_that_are_no_longer_configured_are_collected() {
+    let world = World::new().await;
+    let old = world.name("web-1");
+    let new = world.name("web-9");
+    let mut agent = world.spawn(&world.simple_config());
+    world
+        .wait_for(&agent, &old, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+    agent.signal("KILL");
+    agent.exit_code(EXIT).await;
+
+    // Renamed while the agent was down: the next start writes the new name
+    // and its start-up pass removes the old one, which only its marker ties
+    // to this instance now.
+    world.imds.set("tags/instance/Name", "web-9");
+    let mut again = world.spawn(&world.simple_config());
+    world
+        .wait_for(&again, &new, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+    world.wait_for(&again, &old, RrType::A, SOON, absent).await;
+    assert!(
+        world
+            .marker(&format!("_route53-agent.a.{old}"))
+            .await
+            .is_empty()
+    );
+    again.signal("TERM");
+    assert_eq!(again.exit_code(EXIT).await, Some(0), "{}", again.log());
+
+    // The same with the gc command, and a person's record nearby untouched.
+    let registered = world.once("register", &world.simple_config()).await;
+    assert_eq!(registered.code, Some(0), "{registered:?}");
+    let persons = world.name("web-7");
+    upsert(
+        &world.r53,
+        &world.zone_id,
+        &persons,
+        RrType::A,
+        60,
+        &["192.0.2.7"],
+    )
+    .await;
+    world.imds.set("tags/instance/Name", "web-3");
+    let collected = world.once("gc", &world.simple_config()).await;
+    assert_eq!(collected.code, Some(0), "{collected:?}");
+    assert!(
+        collected.stdout.contains("1 stale record(s) removed"),
+        "{collected:?}"
+    );
+    assert_eq!(world.record(&new, RrType::A).await, None);
+    assert!(world.record(&persons, RrType::A).await.is_some());
+}
+
+#[tokio::test]
+async fn zones_are_found_by_name_and_kind() {
+    let world = World::new().await;
+    let private_id = create_zone(&world.r53, &world.zone, true).await;
+    let name = world.name("web-1");
+    let config = |private: &str| {
+        world.config(&format!(
+            "[[record]]\nzone = \"{{ZONE}}\"\n{private}\nname = \"{{tag:Name}}.{{ZONE}}\"\n"
+        ))
+    };
+
+    let ambiguous = world.once("register", &config("")).await;
+    assert_eq!(ambiguous.code, Some(64), "{ambiguous:?}");
+    assert!(
+        ambiguous.stderr.contains("2 hosted zones are named"),
+        "{ambiguous:?}"
+    );
+    assert!(ambiguous.stderr.contains(&private_id), "{ambiguous:?}");
+    assert!(ambiguous.stderr.contains(&world.zone_id), "{ambiguous:?}");
+
+    let private = world.once("register", &config("private = true")).await;
+    assert_eq!(private.code, Some(0), "{private:?}");
+    let in_private = values_of(&records(&world.r53, &private_id).await, &name, RrType::A);
+    assert_eq!(in_private, Some((60, vec!["10.0.0.10".to_string()])));
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        None,
+        "public zone untouched"
+    );
+
+    let public = world.once("register", &config("private = false")).await;
+    assert_eq!(public.code, Some(0), "{public:?}");
+    assert!(world.record(&name, RrType::A).await.is_some());
+}
+
+#[tokio::test]
+async fn a_wildcard_name_is_written_and_found_again() {
+    let world = World::new().await;
+    let name = format!("*.{}", world.name("web-1"));
+    let config = world.config(
+        r#"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "*.{tag:Name}.{ZONE}"
+        "#,
+    );
+    let mut agent = world.spawn(&config);
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+    agent.signal("TERM");
+    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        None,
+        "{}",
+        agent.log()
+    );
+    assert!(agent.log().contains("record deleted"), "{}", agent.log());
+}
+
+#[tokio::test]
+async fn cname_and_ptr_records_carry_markers_too() {
+    let world = World::new().await;
+    let reverse_id = create_zone(&world.r53, "10.in-addr.arpa", false).await;
+    let config = world.config(&format!(
+        r#"
+        [[record]]
+        zone_id = "{{ZONE_ID}}"
+        name = "www.{{ZONE}}"
+        type = "CNAME"
+        value = "local-hostname"
+        [[record]]
+        zone_id = "{{ZONE_ID}}"
+        name = "{{tag:Name}}.{{ZONE}}"
+        reverse_zone_id = "{reverse_id}"
+        "#
+    ));
+    let mut agent = world.spawn(&config);
+    let www = world.name("www");
+    world
+        .wait_for(
+            &agent,
+            &www,
+            RrType::Cname,
+            SOON,
+            holds(60, &["ip-10-0-0-10.ec2.internal."]),
+        )
+        .await;
+    assert_eq!(
+        world.marker(&format!("_route53-agent.cname.{www}")).await,
+        [marker_of(FIRST, "CNAME")]
+    );
+    let ptr = values_of(
+        &records(&world.r53, &reverse_id).await,
+        "10.0.0.10.in-addr.arpa",
+        RrType::Ptr,
+    );
+    assert_eq!(ptr, Some((60, vec![format!("{}.", world.name("web-1"))])));
+
+    agent.signal("TERM");
+    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    assert_eq!(world.record(&www, RrType::Cname).await, None);
+    let reverse = records(&world.r53, &reverse_id).await;
+    assert_eq!(
+        values_of(&reverse, "10.0.0.10.in-addr.arpa", RrType::Ptr),
+        None
+    );
+}

@@ -11,6 +11,7 @@ use tracing::{error, info};
 
 use crate::agent::{self, Agent, AgentError};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
+use crate::iam;
 use crate::metadata::Metadata;
 use crate::plan::Planned;
 use crate::route53::Route53;
@@ -59,6 +60,8 @@ pub enum Command {
     Plan,
     /// Check the configuration file only; no network calls.
     Check,
+    /// Print the least-privilege IAM policy (JSON) for this configuration.
+    IamPolicy,
 }
 
 /// Parses the command line, runs the command and returns its exit code.
@@ -93,6 +96,9 @@ fn execute(cli: &Cli) -> u8 {
         );
         return exit::OK;
     }
+    if cli.command == Command::IamPolicy {
+        return print_iam_policy(&config);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -109,6 +115,20 @@ fn execute(cli: &Cli) -> u8 {
         Err(error) => {
             error!("{}", chain(&error));
             exit_code(&error)
+        }
+    }
+}
+
+fn print_iam_policy(config: &Config) -> u8 {
+    let policy = iam::policy(config, &iam::PolicyOptions::default());
+    match policy.to_json() {
+        Ok(json) => {
+            println!("{json}");
+            exit::OK
+        }
+        Err(error) => {
+            error!(error = %error, "cannot write the policy as JSON");
+            exit::FAILURE
         }
     }
 }

@@ -11,11 +11,11 @@ use tracing::{error, info};
 
 use crate::agent::{self, Agent, AgentError};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
-use crate::iam;
 use crate::metadata::Metadata;
 use crate::plan::Planned;
 use crate::route53::Route53;
 use crate::shutdown;
+use crate::{doctor, iam};
 
 /// Exit codes, as listed in the README.
 pub mod exit {
@@ -62,6 +62,8 @@ pub enum Command {
     Check,
     /// Print the least-privilege IAM policy (JSON) for this configuration.
     IamPolicy,
+    /// Check that this machine can run the agent, read-only, and explain.
+    Doctor,
 }
 
 /// Parses the command line, runs the command and returns its exit code.
@@ -109,6 +111,9 @@ fn execute(cli: &Cli) -> u8 {
             return exit::FAILURE;
         }
     };
+    if cli.command == Command::Doctor {
+        return run_doctor(&runtime, &config);
+    }
     let result = runtime.block_on(dispatch(cli, config));
     match result {
         Ok(()) => exit::OK,
@@ -130,6 +135,18 @@ fn print_iam_policy(config: &Config) -> u8 {
             error!(error = %error, "cannot write the policy as JSON");
             exit::FAILURE
         }
+    }
+}
+
+fn run_doctor(runtime: &tokio::runtime::Runtime, config: &Config) -> u8 {
+    let report = runtime.block_on(doctor::run(config));
+    for finding in &report.findings {
+        println!("{finding}");
+    }
+    if report.passed() {
+        exit::OK
+    } else {
+        exit::FAILURE
     }
 }
 

@@ -16,6 +16,7 @@ use crate::metadata::Metadata;
 use crate::plan::Planned;
 use crate::route53::Route53;
 use crate::shutdown;
+use crate::{doctor, iam};
 
 /// Exit codes, as listed in the README.
 pub mod exit {
@@ -64,6 +65,10 @@ pub enum Command {
     Gc,
     /// Check the configuration file only; no network calls.
     Check,
+    /// Print the least-privilege IAM policy (JSON) for this configuration.
+    IamPolicy,
+    /// Check that this machine can run the agent, read-only, and explain.
+    Doctor,
 }
 
 /// Parses the command line, runs the command and returns its exit code.
@@ -101,6 +106,9 @@ fn execute(cli: &Cli) -> u8 {
         );
         return exit::OK;
     }
+    if cli.command == Command::IamPolicy {
+        return print_iam_policy(&config);
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -111,6 +119,9 @@ fn execute(cli: &Cli) -> u8 {
             return exit::FAILURE;
         }
     };
+    if cli.command == Command::Doctor {
+        return run_doctor(&runtime, &config);
+    }
     let result = runtime.block_on(dispatch(cli, config));
     match result {
         Ok(()) => exit::OK,
@@ -118,6 +129,32 @@ fn execute(cli: &Cli) -> u8 {
             error!("{}", chain(&error));
             exit_code(&error)
         }
+    }
+}
+
+fn print_iam_policy(config: &Config) -> u8 {
+    let policy = iam::policy(config, &iam::PolicyOptions::default());
+    match policy.to_json() {
+        Ok(json) => {
+            println!("{json}");
+            exit::OK
+        }
+        Err(error) => {
+            error!(error = %error, "cannot write the policy as JSON");
+            exit::FAILURE
+        }
+    }
+}
+
+fn run_doctor(runtime: &tokio::runtime::Runtime, config: &Config) -> u8 {
+    let report = runtime.block_on(doctor::run(config));
+    for finding in &report.findings {
+        println!("{finding}");
+    }
+    if report.passed() {
+        exit::OK
+    } else {
+        exit::FAILURE
     }
 }
 

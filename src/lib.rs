@@ -15,11 +15,15 @@
 //! - [`agent`] runs the passes: plan, compare with what was written, write
 //!   the difference; and on [`shutdown`] deletes what it wrote.
 //! - [`cli`] parses the command line and maps outcomes to exit codes.
+//! - [`iam`] builds the least-privilege IAM policy for a configuration, and
+//!   [`doctor`] checks, read-only, that this machine can run the agent.
 
 pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod dns;
+pub mod doctor;
+pub mod iam;
 pub mod metadata;
 pub mod owner;
 pub mod plan;

@@ -20,8 +20,9 @@ pub enum Field {
     Tag(String),
 }
 
+/// A piece of a template: fixed text, or a field filled per instance.
 #[derive(Clone, Debug, PartialEq, Eq)]
-enum Part {
+pub enum Part {
     Literal(String),
     Field(Field),
 }
@@ -124,6 +125,12 @@ impl NameTemplate {
     /// The template as written in the configuration.
     pub fn as_str(&self) -> &str {
         &self.source
+    }
+
+    /// The template's pieces in order, for callers that must reason about
+    /// every rendering at once (the IAM policy, say).
+    pub fn parts(&self) -> &[Part] {
+        &self.parts
     }
 
     /// The tag keys this template reads.

@@ -133,7 +133,7 @@ fn execute(cli: &Cli) -> u8 {
 }
 
 fn print_iam_policy(config: &Config) -> u8 {
-    let policy = iam::policy(config, &iam::PolicyOptions::default());
+    let policy = iam::policy(config);
     match policy.to_json() {
         Ok(json) => {
             println!("{json}");

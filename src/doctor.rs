@@ -16,28 +16,21 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use aws_config::BehaviorVersion;
 use aws_config::SdkConfig;
-use aws_config::meta::region::RegionProviderChain;
 use aws_credential_types::Credentials;
 use aws_credential_types::credential_feature::AwsCredentialFeature;
 use aws_credential_types::provider::ProvideCredentials;
-use aws_sdk_route53::Client;
-use aws_sdk_route53::config::Region;
-use aws_sdk_route53::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_route53::error::DisplayErrorContext;
 
 use crate::config::Config;
-use crate::dns::DnsName;
 use crate::metadata::{InstanceFacts, Metadata, Needs};
-use crate::plan::{self, Planned, ZoneNames};
+use crate::plan::{self, Planned, Zones};
+use crate::route53::{self, Route53, Route53Error};
 
 /// How long any one check may take before it counts as failed. The SDK's
 /// IMDS client gives up on a silent endpoint after about five seconds (four
 /// attempts of one second each); this only guards against a hang.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Route 53's control plane region, used when no region is configured.
-const HOME_REGION: &str = "us-east-1";
 
 /// How many characters of the access key id may be shown: enough to tell a
 /// long-term key (`AKIA`) from a temporary one (`ASIA`), no more.
@@ -117,12 +110,12 @@ pub async fn run(config: &Config) -> Report {
     let facts = check_metadata(&needs, &mut report).await;
     check_tags(&needs, facts.as_ref(), &mut report);
 
-    let shared = load_aws_settings().await;
+    let shared = route53::load_aws_settings().await;
     check_credentials(&shared, &mut report).await;
 
-    let client = Client::new(&shared);
-    let zones = check_zones(&client, config, &mut report).await;
-    check_record_reads(&client, &zones, &mut report).await;
+    let route53 = Route53::from_settings(&shared);
+    let zones = check_zones(&route53, config, &mut report).await;
+    check_record_reads(&route53, &zones, &mut report).await;
     check_names(config, facts.as_ref(), &zones, &mut report);
     report
 }
@@ -220,16 +213,6 @@ fn check_tags(needs: &Needs, facts: Option<&InstanceFacts>, report: &mut Report)
     }
 }
 
-/// The standard AWS settings, with Route 53's home region as the last
-/// resort, as the agent loads them.
-async fn load_aws_settings() -> SdkConfig {
-    let region = RegionProviderChain::default_provider().or_else(Region::new(HOME_REGION));
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(region)
-        .load()
-        .await
-}
-
 async fn check_credentials(shared: &SdkConfig, report: &mut Report) {
     let Some(provider) = shared.credentials_provider() else {
         report.add(
@@ -306,85 +289,52 @@ fn source_name(feature: &AwsCredentialFeature) -> Option<&'static str> {
     })
 }
 
-/// GetHostedZone on every configured zone.
-async fn check_zones(client: &Client, config: &Config, report: &mut Report) -> ZoneNames {
-    let mut zones = ZoneNames::new();
-    for zone_id in config.zone_ids() {
-        let found = bounded(async {
-            client
-                .get_hosted_zone()
-                .id(zone_id.as_str())
-                .send()
-                .await
-                .map_err(|error| explain_call("GetHostedZone", error))
-        })
-        .await;
-        let zone = match found {
-            Ok(output) => output.hosted_zone().cloned(),
-            Err(why) => {
+/// Looks up every configured zone, by id or by name and kind.
+async fn check_zones(route53: &Route53, config: &Config, report: &mut Report) -> Zones {
+    let mut zones = Zones::new();
+    for zone_ref in config.zones() {
+        let found = bounded(async { route53.zone(zone_ref).await.map_err(|e| explain(&e)) }).await;
+        match found {
+            Ok(zone) => {
                 report.add(
-                    Status::Fail,
+                    Status::Ok,
                     "zone",
-                    format!("hosted zone {zone_id}: {why}"),
+                    format!("hosted zone {zone_ref} is {} ({})", zone.id, zone.name),
                 );
-                continue;
+                zones.insert(zone_ref.clone(), zone);
             }
-        };
-        let Some(zone) = zone else {
-            report.add(
+            Err(why) => report.add(
                 Status::Fail,
                 "zone",
-                format!("hosted zone {zone_id}: GetHostedZone answered without a zone"),
-            );
-            continue;
-        };
-        let private = zone.config().is_some_and(|config| config.private_zone());
-        let name = DnsName::from_route53(zone.name());
-        // When the configuration can say which kind of zone it expects,
-        // compare it here.
-        report.add(
-            Status::Ok,
-            "zone",
-            format!(
-                "hosted zone {zone_id} is {name} ({})",
-                if private { "private" } else { "public" }
+                format!("hosted zone {zone_ref}: {why}"),
             ),
-        );
-        zones.insert(zone_id.clone(), name);
+        }
     }
     zones
 }
 
-/// ListResourceRecordSets (one item) on every zone that was found.
-async fn check_record_reads(client: &Client, zones: &ZoneNames, report: &mut Report) {
-    for zone_id in zones.keys() {
+/// Reads the record sets at every found zone's apex.
+async fn check_record_reads(route53: &Route53, zones: &Zones, report: &mut Report) {
+    for zone in zones.values() {
         let listed = bounded(async {
-            client
-                .list_resource_record_sets()
-                .hosted_zone_id(zone_id.as_str())
-                .max_items(1)
-                .send()
+            route53
+                .sets_at(&zone.id, &zone.name)
                 .await
-                .map_err(|error| explain_call("ListResourceRecordSets", error))
+                .map_err(|e| explain(&e))
         })
         .await;
         match listed {
             Ok(_) => report.add(
                 Status::Ok,
                 "route53",
-                format!("GetHostedZone and ListResourceRecordSets allowed on {zone_id}"),
+                format!("ListResourceRecordSets allowed on {}", zone.id),
             ),
-            Err(why) => report.add(Status::Fail, "route53", format!("{zone_id}: {why}")),
+            Err(why) => report.add(Status::Fail, "route53", format!("{}: {why}", zone.id)),
         }
     }
 }
 
-fn check_names(
-    config: &Config,
-    facts: Option<&InstanceFacts>,
-    zones: &ZoneNames,
-    report: &mut Report,
-) {
+fn check_names(config: &Config, facts: Option<&InstanceFacts>, zones: &Zones, report: &mut Report) {
     let Some(facts) = facts else {
         // Without facts the names cannot be rendered, but whether every
         // template can only land inside its zone is known already.
@@ -398,7 +348,8 @@ fn check_names(
         }
         return;
     };
-    for (spec, planned) in config.records.iter().zip(plan::plan(config, facts, zones)) {
+    for (slot, planned) in plan::plan(config, facts, zones) {
+        let spec = &config.records[slot.index];
         match planned {
             Planned::Ready(record) => report.add(
                 Status::Ok,
@@ -420,41 +371,29 @@ fn check_names(
 }
 
 /// A failed Route 53 call in plain words, keeping the service's own code.
-fn explain_call<E>(action: &str, error: SdkError<E>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-{
-    let service = error.as_service_error();
-    let code = service.and_then(|e| e.code()).unwrap_or_default();
-    let message = service.and_then(|e| e.message()).unwrap_or_default();
-    let advice = match code {
-        "NoSuchHostedZone" => "no hosted zone has this id; check zone_id in the configuration",
-        "AccessDenied" | "AccessDeniedException" => {
+fn explain(error: &Route53Error) -> String {
+    let advice = match error.code.as_deref() {
+        Some("NoSuchHostedZone") => "check zone_id or zone in the configuration",
+        Some("AmbiguousHostedZone") => "set private = true or false beside zone",
+        Some("AccessDenied" | "AccessDeniedException") => {
             "the credentials may not make this call; attach the policy `iam-policy` prints"
         }
-        "InvalidInput" => "Route 53 refused the zone id",
-        _ if code.is_empty() => {
-            return format!(
-                "{action} did not reach Route 53: {}",
-                DisplayErrorContext(&error)
-            );
-        }
+        Some("InvalidInput") => "Route 53 refused the zone id",
         _ => "",
     };
-    let mut text = format!("{action} failed with {code}");
-    if !message.is_empty() {
-        text.push_str(&format!(" ({message})"));
+    if advice.is_empty() {
+        error.to_string()
+    } else {
+        format!("{error}: {advice}")
     }
-    if !advice.is_empty() {
-        text.push_str(&format!(": {advice}"));
-    }
-    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ZoneId;
+    use crate::config::{ZoneId, ZoneRef};
+    use crate::dns::DnsName;
+    use crate::plan::Zone;
 
     fn finding(status: Status) -> Finding {
         Finding {
@@ -512,11 +451,14 @@ mod tests {
             "#,
         )
         .unwrap();
-        let mut zones = ZoneNames::new();
-        zones.insert(
-            ZoneId::parse("ZA").unwrap(),
-            DnsName::parse("example.com").unwrap(),
-        );
+        let id = ZoneId::parse("ZA").unwrap();
+        let zones = Zones::from([(
+            ZoneRef::Id(id.clone()),
+            Zone {
+                id,
+                name: DnsName::parse("example.com").unwrap(),
+            },
+        )]);
         let mut report = Report::default();
         check_names(&config, None, &zones, &mut report);
         assert_eq!(report.findings[0].status, Status::Fail);

@@ -18,18 +18,19 @@
 //!   share one statement, so TXT is allowed on the record names too, and A
 //!   or AAAA on the ownership names. A change batch carrying a record and
 //!   its TXT companion together needs both in one statement.
+//! - A zone given by name (`zone = ...`) has no id until the agent looks it
+//!   up, so its statement names every hosted zone (`hostedzone/*`); the
+//!   name conditions still hold it to the configured names. A reverse zone
+//!   is given by id, but its name is not known either: its PTR names are
+//!   allowed as `*.in-addr.arpa`.
 //! - ARNs are written for the commercial partition (`arn:aws:`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::config::{Config, RecordSpec, ZoneId};
+use crate::config::{Config, RecordSpec, RecordType, ZoneRef};
 use crate::template::Part;
-
-/// The label put in front of a record's name to form the name of its
-/// ownership TXT record: `_r53agent.web-1.example.com`.
-pub const DEFAULT_OWNERSHIP_PREFIX: &str = "_r53agent";
 
 /// The version every current IAM policy document declares.
 const POLICY_VERSION: &str = "2012-10-17";
@@ -41,28 +42,14 @@ const ZONE_READ_ACTIONS: &[&str] = &["route53:GetHostedZone", "route53:ListResou
 const GET_CHANGE_ACTION: &str = "route53:GetChange";
 /// Finds a zone from its name. It supports no resource-level permission.
 const FIND_ZONE_ACTION: &str = "route53:ListHostedZonesByName";
-/// The ChangeResourceRecordSets actions the agent sends; never CREATE.
-const CHANGE_BATCH_ACTIONS: &[&str] = &["UPSERT", "DELETE"];
+/// The ChangeResourceRecordSets actions the agent sends: CREATE for a name
+/// nobody holds (so that a racing instance fails instead of overwriting),
+/// UPSERT for its own records, DELETE for its own records at shutdown.
+const CHANGE_BATCH_ACTIONS: &[&str] = &["CREATE", "UPSERT", "DELETE"];
 
 const NAMES_KEY: &str = "route53:ChangeResourceRecordSetsNormalizedRecordNames";
 const TYPES_KEY: &str = "route53:ChangeResourceRecordSetsRecordTypes";
 const ACTIONS_KEY: &str = "route53:ChangeResourceRecordSetsActions";
-
-/// What the policy allows beyond the configured records themselves.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PolicyOptions {
-    /// The label in front of ownership TXT records' names; `None` when the
-    /// agent writes no ownership records.
-    pub ownership_prefix: Option<String>,
-}
-
-impl Default for PolicyOptions {
-    fn default() -> Self {
-        PolicyOptions {
-            ownership_prefix: Some(DEFAULT_OWNERSHIP_PREFIX.to_string()),
-        }
-    }
-}
 
 /// An IAM policy document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -94,27 +81,37 @@ impl Policy {
 }
 
 /// Builds the policy an agent with `config` needs.
-pub fn policy(config: &Config, options: &PolicyOptions) -> Policy {
-    let mut by_zone: BTreeMap<&ZoneId, Vec<&RecordSpec>> = BTreeMap::new();
+pub fn policy(config: &Config) -> Policy {
+    let mut by_zone: BTreeMap<&ZoneRef, Vec<(String, RecordType)>> = BTreeMap::new();
     for record in &config.records {
-        by_zone.entry(&record.zone_id).or_default().push(record);
+        by_zone
+            .entry(&record.zone)
+            .or_default()
+            .push((name_pattern(record), record.record_type));
+        if let Some(reverse) = &record.reverse_zone {
+            by_zone
+                .entry(reverse)
+                .or_default()
+                .push(("*.in-addr.arpa".to_string(), RecordType::Ptr));
+        }
     }
 
     let mut statements: Vec<Statement> = by_zone
         .iter()
-        .map(|(zone_id, records)| change_statement(zone_id, records, options))
+        .map(|(zone, records)| change_statement(zone, records, &config.owner_prefix))
         .collect();
-    statements.push(allow(
-        "ReadConfiguredZones",
-        ZONE_READ_ACTIONS,
-        by_zone.keys().map(|zone_id| zone_arn(zone_id)).collect(),
-    ));
+    let mut zone_arns: Vec<String> = by_zone.keys().map(|zone| zone_arn(zone)).collect();
+    zone_arns.dedup();
+    statements.push(allow("ReadConfiguredZones", ZONE_READ_ACTIONS, zone_arns));
     statements.push(allow(
         "FollowChanges",
         &[GET_CHANGE_ACTION],
         vec!["arn:aws:route53:::change/*".to_string()],
     ));
-    if config.records.iter().any(names_zone_by_name) {
+    if by_zone
+        .keys()
+        .any(|zone| matches!(zone, ZoneRef::Name { .. }))
+    {
         statements.push(allow(
             "FindZonesByName",
             &[FIND_ZONE_ACTION],
@@ -127,30 +124,19 @@ pub fn policy(config: &Config, options: &PolicyOptions) -> Policy {
     }
 }
 
-/// True when a record gives its hosted zone by name, which the agent then
-/// looks up with ListHostedZonesByName. Every record names its zone by id
-/// for now; when the `zone` key arrives this becomes
-/// `record.zone_name.is_some()` (and its zone's ARN a wildcard).
-fn names_zone_by_name(_record: &RecordSpec) -> bool {
-    false
-}
-
-/// The statement that lets the agent change its own records in one zone.
+/// The statement that lets the agent change its own records in one zone:
+/// the records' names and their markers' (`<prefix>.<type>[-<set>].<name>`).
 fn change_statement(
-    zone_id: &ZoneId,
-    records: &[&RecordSpec],
-    options: &PolicyOptions,
+    zone: &ZoneRef,
+    records: &[(String, RecordType)],
+    owner_prefix: &str,
 ) -> Statement {
     let mut names = BTreeSet::new();
-    let mut types = BTreeSet::new();
-    for record in records {
-        let name = name_pattern(record);
-        if let Some(prefix) = &options.ownership_prefix {
-            names.insert(format!("{}.{name}", normalise_literal(prefix)));
-            types.insert("TXT");
-        }
-        names.insert(name);
-        types.insert(record.record_type.as_str());
+    let mut types = BTreeSet::from(["TXT"]);
+    for (name, record_type) in records {
+        names.insert(format!("{}.*.{name}", normalise_literal(owner_prefix)));
+        names.insert(name.clone());
+        types.insert(record_type.as_str());
     }
 
     // StringLike reads `*` as a wildcard; exact names compare as equals.
@@ -175,10 +161,30 @@ fn change_statement(
     Statement {
         condition,
         ..allow(
-            &format!("ChangeOwnRecordsIn{zone_id}"),
+            &format!("ChangeOwnRecordsIn{}", sid_part(zone)),
             &[CHANGE_ACTION],
-            vec![zone_arn(zone_id)],
+            vec![zone_arn(zone)],
         )
+    }
+}
+
+/// A statement id holds letters and digits only.
+fn sid_part(zone: &ZoneRef) -> String {
+    match zone {
+        ZoneRef::Id(id) => id.to_string(),
+        ZoneRef::Name { name, private } => {
+            let kind = match private {
+                Some(true) => "Private",
+                Some(false) => "Public",
+                None => "",
+            };
+            let letters: String = name
+                .as_str()
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect();
+            format!("{kind}Zone{letters}")
+        }
     }
 }
 
@@ -192,8 +198,11 @@ fn allow(sid: &str, actions: &[&str], resource: Vec<String>) -> Statement {
     }
 }
 
-fn zone_arn(zone_id: &ZoneId) -> String {
-    format!("arn:aws:route53:::hostedzone/{zone_id}")
+fn zone_arn(zone: &ZoneRef) -> String {
+    match zone {
+        ZoneRef::Id(id) => format!("arn:aws:route53:::hostedzone/{id}"),
+        ZoneRef::Name { .. } => "arn:aws:route53:::hostedzone/*".to_string(),
+    }
 }
 
 /// The record's name as the NormalizedRecordNames key sees it, with `*` for
@@ -262,7 +271,7 @@ mod tests {
 
     #[test]
     fn changes_are_allowed_only_on_the_configured_zones() {
-        let policy = as_json(&policy(&config(TWO_ZONES), &PolicyOptions::default()));
+        let policy = as_json(&policy(&config(TWO_ZONES)));
         assert_eq!(policy["Version"], "2012-10-17");
         let statements = policy["Statement"].as_array().unwrap();
         let change: Vec<&Value> = statements
@@ -283,11 +292,14 @@ mod tests {
 
     #[test]
     fn fields_become_wildcards_and_names_are_normalised() {
-        let policy = as_json(&policy(&config(TWO_ZONES), &PolicyOptions::default()));
+        let policy = as_json(&policy(&config(TWO_ZONES)));
         let internal = &policy["Statement"][0]["Condition"];
         assert_eq!(
             internal["ForAllValues:StringLike"][NAMES_KEY],
-            json!(["*.internal.example.com", "_r53agent.*.internal.example.com"])
+            json!([
+                "*.internal.example.com",
+                "_route53-agent.*.*.internal.example.com"
+            ])
         );
         assert_eq!(
             internal["ForAllValues:StringEquals"][TYPES_KEY],
@@ -295,83 +307,103 @@ mod tests {
         );
         assert_eq!(
             internal["ForAllValues:StringEquals"][ACTIONS_KEY],
-            json!(["UPSERT", "DELETE"])
+            json!(["CREATE", "UPSERT", "DELETE"])
         );
         let public = &policy["Statement"][1]["Condition"];
         assert_eq!(
             public["ForAllValues:StringLike"][NAMES_KEY],
             json!([
                 "*-*.example.org",
-                "_r53agent.*-*.example.org",
-                "_r53agent.www.example.org",
+                "_route53-agent.*.*-*.example.org",
+                "_route53-agent.*.www.example.org",
                 "www.example.org"
             ])
         );
     }
 
     #[test]
-    fn exact_names_use_string_equals() {
-        let policy = policy(
-            &config(
-                r#"
-                [[record]]
-                zone_id = "ZA"
-                name = "db.example.com"
-                "#,
-            ),
-            &PolicyOptions {
-                ownership_prefix: None,
-            },
-        );
+    fn exact_names_are_listed_beside_their_marker_pattern() {
+        let policy = policy(&config(
+            r#"
+            [[record]]
+            zone_id = "ZA"
+            name = "db.example.com"
+            "#,
+        ));
         let condition = &as_json(&policy)["Statement"][0]["Condition"];
-        assert!(condition.get("ForAllValues:StringLike").is_none());
         assert_eq!(
-            condition["ForAllValues:StringEquals"][NAMES_KEY],
-            json!(["db.example.com"])
+            condition["ForAllValues:StringLike"][NAMES_KEY],
+            json!(["_route53-agent.*.db.example.com", "db.example.com"])
         );
         assert_eq!(
             condition["ForAllValues:StringEquals"][TYPES_KEY],
-            json!(["A"])
+            json!(["A", "TXT"])
         );
     }
 
     #[test]
-    fn the_ownership_prefix_is_a_parameter() {
-        let options = PolicyOptions {
-            ownership_prefix: Some("_Owner".into()),
-        };
-        let policy = as_json(&policy(&config(TWO_ZONES), &options));
+    fn the_owner_prefix_comes_from_the_configuration() {
+        let policy = as_json(&policy(&config(&format!(
+            "owner_prefix = \"_Owner\"\n{TWO_ZONES}"
+        ))));
         let names = &policy["Statement"][0]["Condition"]["ForAllValues:StringLike"][NAMES_KEY];
         assert_eq!(
             names,
-            &json!(["*.internal.example.com", "_owner.*.internal.example.com"])
+            &json!(["*.internal.example.com", "_owner.*.*.internal.example.com"])
         );
     }
 
     #[test]
     fn a_literal_asterisk_is_escaped_not_a_wildcard() {
-        let policy = policy(
-            &config(
-                r#"
-                [[record]]
-                zone_id = "ZA"
-                name = "*.example.com"
-                "#,
-            ),
-            &PolicyOptions {
-                ownership_prefix: None,
-            },
-        );
+        let policy = policy(&config(
+            r#"
+            [[record]]
+            zone_id = "ZA"
+            name = "*.example.com"
+            "#,
+        ));
         let condition = &as_json(&policy)["Statement"][0]["Condition"];
         assert_eq!(
-            condition["ForAllValues:StringEquals"][NAMES_KEY],
-            json!(["\\052.example.com"])
+            condition["ForAllValues:StringLike"][NAMES_KEY],
+            json!(["\\052.example.com", "_route53-agent.*.\\052.example.com"])
+        );
+    }
+
+    #[test]
+    fn zones_by_name_and_reverse_zones() {
+        let policy = as_json(&policy(&config(
+            r#"
+            [[record]]
+            zone = "internal.example.com"
+            private = true
+            name = "{instance_id}.internal.example.com"
+            reverse_zone_id = "ZREV"
+            "#,
+        )));
+        let statements = policy["Statement"].as_array().unwrap();
+        let named = statements
+            .iter()
+            .find(|s| s["Sid"] == "ChangeOwnRecordsInPrivateZoneinternalexamplecom")
+            .unwrap();
+        assert_eq!(named["Resource"], json!(["arn:aws:route53:::hostedzone/*"]));
+        let reverse = statements
+            .iter()
+            .find(|s| s["Sid"] == "ChangeOwnRecordsInZREV")
+            .unwrap();
+        assert_eq!(
+            reverse["Condition"]["ForAllValues:StringEquals"][TYPES_KEY],
+            json!(["PTR", "TXT"])
+        );
+        assert!(
+            statements
+                .iter()
+                .any(|s| s["Action"] == json!([FIND_ZONE_ACTION]))
         );
     }
 
     #[test]
     fn reads_cover_the_zones_and_changes() {
-        let policy = as_json(&policy(&config(TWO_ZONES), &PolicyOptions::default()));
+        let policy = as_json(&policy(&config(TWO_ZONES)));
         let statements = policy["Statement"].as_array().unwrap();
         let reads = statements
             .iter()

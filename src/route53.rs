@@ -11,8 +11,8 @@
 //! loop adds the outer retry: a write that still fails is tried again on the
 //! next poll.
 
-use aws_config::BehaviorVersion;
 use aws_config::meta::region::RegionProviderChain;
+use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_route53::Client;
 use aws_sdk_route53::config::Region;
 use aws_sdk_route53::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
@@ -102,6 +102,16 @@ pub enum Write<'a> {
     Delete(&'a LiveSet),
 }
 
+/// The standard AWS settings (credentials chain, endpoint overrides,
+/// region), with Route 53's home region as the last resort.
+pub async fn load_aws_settings() -> SdkConfig {
+    let region = RegionProviderChain::default_provider().or_else(Region::new(HOME_REGION));
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(region)
+        .load()
+        .await
+}
+
 /// A Route 53 client.
 #[derive(Clone, Debug)]
 pub struct Route53 {
@@ -116,13 +126,13 @@ impl Route53 {
     /// the instance metadata), and failing that Route 53's home region,
     /// us-east-1, is used.
     pub async fn from_env() -> Self {
-        let region = RegionProviderChain::default_provider().or_else(Region::new(HOME_REGION));
-        let shared = aws_config::defaults(BehaviorVersion::latest())
-            .region(region)
-            .load()
-            .await;
+        Route53::from_settings(&load_aws_settings().await)
+    }
+
+    /// A client from settings already loaded with [`load_aws_settings`].
+    pub fn from_settings(shared: &SdkConfig) -> Self {
         Route53 {
-            client: Client::new(&shared),
+            client: Client::new(shared),
         }
     }
 

@@ -172,11 +172,14 @@ fn the_example_policy_changes_only_its_names_in_its_zone() {
     let condition = &change["Condition"];
     assert_eq!(
         condition["ForAllValues:StringLike"]["route53:ChangeResourceRecordSetsNormalizedRecordNames"],
-        serde_json::json!(["*.internal.example.com", "_r53agent.*.internal.example.com"])
+        serde_json::json!([
+            "*.internal.example.com",
+            "_route53-agent.*.*.internal.example.com"
+        ])
     );
     assert_eq!(
         condition["ForAllValues:StringEquals"]["route53:ChangeResourceRecordSetsActions"],
-        serde_json::json!(["UPSERT", "DELETE"])
+        serde_json::json!(["CREATE", "UPSERT", "DELETE"])
     );
 }
 

@@ -11,6 +11,8 @@
 //! - [`route53`] sends change batches and deletes only what is still ours.
 //! - [`agent`] runs the passes: plan, compare with what was written, write
 //!   the difference; and on [`shutdown`] deletes what it wrote.
+//! - [`retry`] decides which failures are tried again and how long to wait
+//!   first; [`notify`] tells systemd how far the agent has got.
 //! - [`cli`] parses the command line and maps outcomes to exit codes.
 
 pub mod agent;
@@ -18,7 +20,9 @@ pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod metadata;
+pub mod notify;
 pub mod plan;
+pub mod retry;
 pub mod route53;
 pub mod shutdown;
 pub mod template;

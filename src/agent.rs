@@ -6,7 +6,10 @@
 //! read the facts, plan, and write only what differs from that memory, so a
 //! quiet instance makes no Route 53 call at all. [`run`] repeats passes every
 //! `poll_interval` until shutdown, then deregisters within
-//! `shutdown_timeout`.
+//! `shutdown_timeout`. How it copes with faults and Route 53's limits is
+//! in the child module `faults`.
+
+mod faults;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,15 +17,13 @@ use std::time::Duration;
 use tokio::time::{Instant, sleep, timeout};
 use tracing::{debug, error, info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, ZoneId};
 use crate::metadata::{InstanceFacts, Metadata, MetadataError, Needs};
+use crate::notify;
 use crate::plan::{self, DesiredRecord, PlanError, Planned, ZoneNames};
+use crate::retry::{Class, Classify};
 use crate::route53::{DeleteOutcome, Route53, Route53Error};
 use crate::shutdown::Shutdown;
-
-/// Route 53 error codes that no retry will cure: the configuration or the
-/// instance's permissions must change first.
-const FINAL_CODES: &[&str] = &["NoSuchHostedZone", "AccessDenied", "InvalidInput"];
 
 /// Why the agent stopped, or could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,8 @@ pub enum AgentError {
          left behind: {records}"
     )]
     LeftBehind { timeout: String, records: String },
+    #[error("shutdown was asked for before the call succeeded")]
+    Interrupted,
 }
 
 /// The outcome of one [`Agent::sync`] pass.
@@ -51,6 +54,8 @@ pub struct SyncReport {
     pub written: Vec<DesiredRecord>,
     /// Records that could not be written, with the reason.
     pub problems: Vec<String>,
+    /// The changes Route 53 accepted in this pass, with their zones.
+    pub changes: Vec<(ZoneId, String)>,
 }
 
 /// The agent's state between passes.
@@ -65,12 +70,14 @@ pub struct Agent {
     /// The last problem logged per record, so each is logged once, not on
     /// every poll.
     reported: BTreeMap<usize, String>,
+    faults: faults::Faults,
 }
 
 impl Agent {
     pub fn new(config: Config, metadata: Metadata, route53: Route53) -> Self {
         Agent {
             needs: Needs::of(&config),
+            faults: faults::Faults::new(faults::retry_for(&config)),
             config,
             metadata,
             route53,
@@ -85,7 +92,12 @@ impl Agent {
     pub async fn resolve_zones(&mut self) -> Result<(), AgentError> {
         let mut zones = ZoneNames::new();
         for zone_id in self.config.zone_ids() {
-            let name = self.route53.zone_name(zone_id).await?;
+            let route53 = &self.route53;
+            let name = self
+                .faults
+                .retry
+                .call("GetHostedZone", || route53.zone_name(zone_id))
+                .await?;
             debug!(zone_id = %zone_id, zone = %name, "found hosted zone");
             zones.insert(zone_id.clone(), name);
         }
@@ -114,6 +126,7 @@ impl Agent {
                 Planned::Ready(record) if self.written.get(&index) == Some(&record) => {
                     self.reported.remove(&index);
                 }
+                Planned::Ready(record) if self.faults.refused.get(&index) == Some(&record) => {}
                 Planned::Ready(record) => changed.push((index, record)),
                 Planned::Waiting(why) => report.problems.push(self.note(index, why, false)),
                 Planned::Failed(why) => {
@@ -129,8 +142,10 @@ impl Agent {
         }
 
         let mut replaced = Vec::new();
-        for (_, group) in plan::batches(changed.iter().map(|(_, record)| record)) {
-            match self.route53.upsert(&group).await {
+        for ((zone_id, _), group) in plan::batches(changed.iter().map(|(_, record)| record)) {
+            let route53 = &self.route53;
+            let upserted = self.faults.retry.call("UPSERT", || route53.upsert(&group));
+            match upserted.await {
                 Ok(change_id) => {
                     for record in &group {
                         info!(
@@ -142,10 +157,11 @@ impl Agent {
                     report
                         .written
                         .extend(group.iter().map(|record| (*record).clone()));
+                    report.changes.push((zone_id.clone(), change_id));
                 }
-                Err(error) => {
-                    error!(record = %plan::names(group.iter().copied()), error = %error, "upsert failed; will try again next poll");
-                    report.problems.push(error.to_string());
+                Err(gave_up) => {
+                    let problem = self.not_written(&group, &changed, gave_up);
+                    report.problems.push(problem);
                 }
             }
         }
@@ -154,6 +170,7 @@ impl Agent {
                 continue;
             }
             self.reported.remove(&index);
+            self.faults.refused.remove(&index);
             if let Some(old) = self.written.insert(index, record.clone())
                 && old.name != record.name
             {
@@ -176,7 +193,12 @@ impl Agent {
         {
             return;
         }
-        match self.route53.delete_if_unchanged(old).await {
+        let route53 = &self.route53;
+        let deleted = self
+            .faults
+            .retry
+            .call("DELETE", || route53.delete_if_unchanged(old));
+        match deleted.await.map_err(AgentError::from) {
             Ok(outcome) => log_delete(old, &outcome, "old name"),
             Err(error) => error!(record = %old, error = %error, "could not delete the old name"),
         }
@@ -204,9 +226,15 @@ impl Agent {
             self.written.iter().map(|(i, r)| (*i, r.clone())).collect();
         let mut failures = Vec::new();
         for (index, record) in records {
-            match self.route53.delete_if_unchanged(&record).await {
+            let route53 = &self.route53;
+            let deleted = self
+                .faults
+                .retry
+                .call("DELETE", || route53.delete_if_unchanged(&record));
+            match deleted.await.map_err(AgentError::from) {
                 Ok(outcome) => {
                     log_delete(&record, &outcome, "shutdown");
+                    self.faults.note_deleted(&record, &outcome);
                     self.written.remove(&index);
                 }
                 Err(error) => {
@@ -257,7 +285,7 @@ impl Agent {
 
 fn log_delete(record: &DesiredRecord, outcome: &DeleteOutcome, why: &str) {
     match outcome {
-        DeleteOutcome::Deleted => {
+        DeleteOutcome::Deleted { .. } => {
             info!(zone_id = %record.zone_id, record = %record, reason = why, "record deleted")
         }
         DeleteOutcome::AlreadyGone => {
@@ -273,10 +301,7 @@ fn log_delete(record: &DesiredRecord, outcome: &DeleteOutcome, why: &str) {
 /// True when retrying cannot help until a person changes something.
 pub fn is_final(error: &AgentError) -> bool {
     match error {
-        AgentError::Route53(error) => error
-            .code
-            .as_deref()
-            .is_some_and(|code| FINAL_CODES.contains(&code)),
+        AgentError::Route53(error) => error.class() == Class::Final,
         AgentError::Zones(_) => true,
         _ => false,
     }
@@ -285,10 +310,11 @@ pub fn is_final(error: &AgentError) -> bool {
 /// The daemon: registers, follows changes every `poll_interval`, and on
 /// shutdown deletes what it wrote within `shutdown_timeout`.
 ///
-/// Only the waits between passes are raced against shutdown: a change
-/// already sent to Route 53 is allowed to finish, and then the records are
-/// deleted.
+/// Only waits (between passes, between retries, the boot jitter) are raced
+/// against shutdown: a change already sent to Route 53 is allowed to finish,
+/// and then the records are deleted.
 pub async fn run(mut agent: Agent, mut shutdown: Shutdown) -> Result<(), AgentError> {
+    agent.faults.retry.interrupt_on(Some(shutdown.clone()));
     let poll = agent.config.poll_interval;
     let started = loop {
         match agent.resolve_zones().await {
@@ -301,11 +327,12 @@ pub async fn run(mut agent: Agent, mut shutdown: Shutdown) -> Result<(), AgentEr
         }
     };
 
-    if started {
+    if started && agent.wait_boot_jitter().await {
         info!(records = agent.config.records.len(), "agent running");
         loop {
-            if let Err(error) = agent.sync().await {
-                warn!(error = %error, "pass failed; keeping the records as they are");
+            match agent.sync().await {
+                Ok(report) => agent.after_pass(&report).await,
+                Err(error) => warn!(error = %error, "pass failed; keeping the records as they are"),
             }
             if wait_or_shutdown(poll, &mut shutdown).await {
                 break;
@@ -313,9 +340,12 @@ pub async fn run(mut agent: Agent, mut shutdown: Shutdown) -> Result<(), AgentEr
         }
     }
 
+    // From here on the deadline bounds every retry, not shutdown.
+    notify::stopping("deregistering");
+    agent.faults.retry.interrupt_on(None);
     let deadline = agent.config.shutdown_timeout;
     let began = Instant::now();
-    match timeout(deadline, agent.deregister_written()).await {
+    let result = match timeout(deadline, agent.deregister_written()).await {
         Ok(result) => {
             info!(
                 elapsed_ms = began.elapsed().as_millis() as u64,
@@ -327,7 +357,9 @@ pub async fn run(mut agent: Agent, mut shutdown: Shutdown) -> Result<(), AgentEr
             timeout: humantime::format_duration(deadline).to_string(),
             records: agent.written_names(),
         }),
-    }
+    };
+    agent.drain(began + deadline).await;
+    result
 }
 
 /// Sleeps for `period`; true when shutdown was asked for meanwhile.

@@ -5,29 +5,37 @@
 //! agent wrote. Errors keep Route 53's own error code and message, since
 //! "service error" tells nobody what to fix.
 //!
-//! Retries: the SDK's standard retry policy (3 attempts with backoff, for
-//! throttling, 5xx and transient network errors) wraps every call. The agent
-//! loop adds the outer retry: a write that still fails is tried again on the
-//! next poll.
+//! Retries: none here. The SDK client is built with its retries switched
+//! off, so each method makes exactly one attempt, cut off after
+//! `request_timeout`; every error carries its [`Class`], and the agent
+//! retries retryable ones through [`crate::retry::Retry`], the only layer
+//! that does. (The SDK's default of 3 attempts would multiply with ours and
+//! still give up during a throttled fleet boot.)
 
 use std::fmt;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_sdk_route53::Client;
 use aws_sdk_route53::config::Region;
 use aws_sdk_route53::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_route53::types::{
-    Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+    Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, RrType,
 };
 
 use crate::config::{RecordType, ZoneId};
 use crate::dns::DnsName;
 use crate::plan::DesiredRecord;
+use crate::retry::{self, Class, Classify};
 
 /// Route 53's control plane lives in us-east-1 in the commercial partition.
 const HOME_REGION: &str = "us-east-1";
+/// Time to set up a connection to Route 53, within `request_timeout`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// A Route 53 call that failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +47,14 @@ pub struct Route53Error {
     /// when the service answered at all.
     pub code: Option<String>,
     pub detail: String,
+    /// Whether trying again may help.
+    pub class: Class,
+}
+
+impl Classify for Route53Error {
+    fn class(&self) -> Class {
+        self.class
+    }
 }
 
 /// A record set as it is live in the zone.
@@ -71,7 +87,8 @@ impl fmt::Display for LiveRecord {
 /// What a safe delete found and did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeleteOutcome {
-    Deleted,
+    /// Deleted by the change with this id.
+    Deleted { change_id: String },
     /// Nothing was there: as good as deleted.
     AlreadyGone,
     /// Someone changed the record since the agent wrote it; it was left alone.
@@ -91,14 +108,26 @@ impl Route53 {
     /// region to pick the partition: the default chain finds it (on EC2 from
     /// the instance metadata), and failing that Route 53's home region,
     /// us-east-1, is used.
-    pub async fn from_env() -> Self {
+    ///
+    /// Each call makes one attempt of at most `request_timeout`; see the
+    /// module notes on retries.
+    pub async fn from_env(request_timeout: Duration) -> Self {
         let region = RegionProviderChain::default_provider().or_else(Region::new(HOME_REGION));
         let shared = aws_config::defaults(BehaviorVersion::latest())
             .region(region)
             .load()
             .await;
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT.min(request_timeout))
+            .operation_attempt_timeout(request_timeout)
+            .operation_timeout(request_timeout)
+            .build();
+        let config = aws_sdk_route53::config::Builder::from(&shared)
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(timeouts)
+            .build();
         Route53 {
-            client: Client::new(&shared),
+            client: Client::from_conf(config),
         }
     }
 
@@ -116,6 +145,7 @@ impl Route53 {
             zone_id: zone_id.clone(),
             code: None,
             detail: "the answer held no hosted zone".into(),
+            class: Class::Final,
         })?;
         Ok(DnsName::from_route53(zone.name()))
     }
@@ -182,7 +212,7 @@ impl Route53 {
             Some(_) => self.delete(record).await,
         };
         match outcome {
-            Ok(()) => Ok(DeleteOutcome::Deleted),
+            Ok(change_id) => Ok(DeleteOutcome::Deleted { change_id }),
             Err(error) if error.code.as_deref() == Some("InvalidChangeBatch") => {
                 match self.live(record).await? {
                     None => Ok(DeleteOutcome::AlreadyGone),
@@ -196,11 +226,26 @@ impl Route53 {
         }
     }
 
-    async fn delete(&self, record: &DesiredRecord) -> Result<(), Route53Error> {
+    async fn delete(&self, record: &DesiredRecord) -> Result<String, Route53Error> {
         let change = record_set(record)
             .and_then(|set| change(ChangeAction::Delete, &set))
             .map_err(|error| build_error(&record.zone_id, error))?;
-        self.send(&record.zone_id, vec![change]).await.map(|_| ())
+        self.send(&record.zone_id, vec![change]).await
+    }
+
+    /// True once the change is INSYNC (GetChange). `zone_id` is the zone
+    /// the change was made in, for the error message.
+    pub async fn is_insync(&self, zone_id: &ZoneId, change_id: &str) -> Result<bool, Route53Error> {
+        let output = self
+            .client
+            .get_change()
+            .id(change_id)
+            .send()
+            .await
+            .map_err(|error| call_error("GetChange", zone_id, error))?;
+        Ok(output
+            .change_info()
+            .is_some_and(|info| info.status() == &ChangeStatus::Insync))
     }
 
     async fn send(&self, zone_id: &ZoneId, changes: Vec<Change>) -> Result<String, Route53Error> {
@@ -271,6 +316,7 @@ fn call_error<E>(action: &'static str, zone_id: &ZoneId, error: SdkError<E>) -> 
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
+    let class = retry::classify_sdk(&error);
     let service = error.as_service_error();
     let code = service.and_then(|e| e.code()).map(str::to_string);
     let message = service.and_then(|e| e.message()).map(str::to_string);
@@ -284,6 +330,7 @@ where
         zone_id: zone_id.clone(),
         code,
         detail,
+        class,
     }
 }
 
@@ -293,6 +340,7 @@ fn build_error(zone_id: &ZoneId, error: BuildError) -> Route53Error {
         zone_id: zone_id.clone(),
         code: None,
         detail: format!("the change batch could not be built: {error}"),
+        class: Class::Final,
     }
 }
 

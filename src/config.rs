@@ -502,6 +502,35 @@ mod tests {
     }
 
     #[test]
+    fn fault_keys_default_and_parse() {
+        let config = parse(MINIMAL).unwrap();
+        assert_eq!(config.boot_jitter, retry::DEFAULT_BOOT_JITTER);
+        assert_eq!(config.backoff, Backoff::default());
+        assert_eq!(config.request_timeout, DEFAULT_REQUEST_TIMEOUT);
+        assert!(!config.wait_insync);
+        assert_eq!(config.drain, Drain::None);
+
+        let config = parse(&format!(
+            "boot_jitter = \"0s\"\nbackoff_base = \"200ms\"\nbackoff_cap = \"2s\"\n\
+             shutdown_timeout = \"2m\"\nwait_insync = true\ndrain = \"ttl\"\n{MINIMAL}"
+        ))
+        .unwrap();
+        assert_eq!(config.boot_jitter, Duration::ZERO);
+        assert_eq!(config.backoff.base, Duration::from_millis(200));
+        assert_eq!(config.backoff.cap, Duration::from_secs(2));
+        assert!(config.wait_insync);
+        assert_eq!(config.drain, Drain::Ttl);
+    }
+
+    #[test]
+    fn drain_ttl_needs_room_inside_the_shutdown_timeout() {
+        let error = parse(&format!("drain = \"ttl\"\n{MINIMAL}")).unwrap_err();
+        assert!(error.contains("needs a longer shutdown_timeout"), "{error}");
+        let error = parse(&format!("backoff_base = \"0s\"\n{MINIMAL}")).unwrap_err();
+        assert!(error.contains("backoff_base must be above zero"), "{error}");
+    }
+
+    #[test]
     fn unknown_keys_are_named() {
         let error = parse(&format!("{MINIMAL}\nweight = 3\n")).unwrap_err();
         assert!(error.contains("unknown field `weight`"), "{error}");

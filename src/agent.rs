@@ -6,7 +6,10 @@
 //! read the facts, plan, and write only what differs from that memory, so a
 //! quiet instance makes no Route 53 call at all. [`run`] repeats passes every
 //! `poll_interval` until shutdown, then deregisters within
-//! `shutdown_timeout`.
+//! `shutdown_timeout`. How it copes with faults and Route 53's limits is
+//! in the child module `faults`.
+
+mod faults;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -14,16 +17,14 @@ use std::time::Duration;
 use tokio::time::{Instant, sleep, timeout_at};
 use tracing::{debug, error, info, warn};
 
-use crate::config::Config;
+use crate::config::{Config, ZoneId};
 use crate::metadata::{InstanceFacts, Metadata, MetadataError, Needs};
+use crate::notify;
 use crate::plan::{self, DesiredRecord, PlanError, Planned, Slot, Zones};
 use crate::registrar::{DeleteOutcome, Expect, Registrar};
+use crate::retry::{Class, Classify, GaveUp};
 use crate::route53::{Route53, Route53Error};
 use crate::shutdown::Shutdown;
-
-/// Route 53 error codes that no retry will cure: the configuration or the
-/// instance's permissions must change first.
-const FINAL_CODES: &[&str] = &["AccessDenied", "InvalidInput"];
 
 /// Why the agent stopped, or could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +46,8 @@ pub enum AgentError {
     LeftBehind { timeout: String, records: String },
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    #[error("shutdown was asked for before the call succeeded")]
+    Interrupted,
 }
 
 /// The outcome of one [`Agent::sync`] pass.
@@ -57,6 +60,8 @@ pub struct SyncReport {
     /// True when every configured record could be planned: only then does
     /// the agent know every record it wants, which garbage collection needs.
     pub complete: bool,
+    /// The changes Route 53 accepted in this pass, with their zones.
+    pub changes: Vec<(ZoneId, String)>,
 }
 
 /// The agent's state between passes.
@@ -68,19 +73,23 @@ pub struct Agent {
     zones: Zones,
     /// What Route 53 accepted from this process.
     written: BTreeMap<Slot, DesiredRecord>,
-    /// Records refused because the name belongs to someone else or clashes
-    /// with what is live: tried again only when the record itself changes.
+    /// Records refused, because the name belongs to someone else or clashes
+    /// with what is live, or because Route 53 refused them for good: tried
+    /// again only when the record itself changes (new values, a new name),
+    /// since the same request would only be refused again.
     refused: BTreeMap<Slot, DesiredRecord>,
     /// The last problem logged per record, so each is logged once, not on
     /// every poll.
     reported: BTreeMap<Slot, String>,
     instance_id: Option<String>,
+    faults: faults::Faults,
 }
 
 impl Agent {
     pub fn new(config: Config, metadata: Metadata, route53: Route53) -> Self {
         Agent {
             needs: Needs::of(&config),
+            faults: faults::Faults::new(faults::retry_for(&config)),
             config,
             metadata,
             route53,
@@ -97,7 +106,12 @@ impl Agent {
     pub async fn resolve_zones(&mut self) -> Result<(), AgentError> {
         let mut zones = Zones::new();
         for zone_ref in self.config.zones() {
-            let zone = self.route53.zone(zone_ref).await?;
+            let route53 = &self.route53;
+            let zone = self
+                .faults
+                .retry
+                .call("find hosted zone", || route53.zone(zone_ref))
+                .await?;
             debug!(zone = %zone_ref, zone_id = %zone.id, name = %zone.name, "found hosted zone");
             zones.insert(zone_ref.clone(), zone);
         }
@@ -158,19 +172,30 @@ impl Agent {
                 .iter()
                 .map(|(slot, record)| (*slot, *record, self.written.get(slot)))
                 .collect();
-            let outcome = match registrar.register(&batch).await {
+            let registered = self
+                .faults
+                .retry
+                .call("write records", || registrar.register(&batch))
+                .await;
+            let outcome = match registered {
                 Ok(outcome) => outcome,
-                Err(error) => {
+                Err(GaveUp::Final(error)) if error.is_invalid_change_batch() => {
                     let names = plan::names(group.iter().map(|(_, record)| *record));
-                    if error.is_invalid_change_batch() {
-                        warn!(record = %names, error = %error, "the zone changed while writing; checking again next poll");
-                    } else {
-                        error!(record = %names, error = %error, "write failed; will try again next poll");
-                    }
+                    warn!(record = %names, error = %error, "the zone changed while writing; checking again next poll");
                     report.problems.push(error.to_string());
                     continue;
                 }
+                Err(gave_up) => {
+                    let records: Vec<(Slot, &DesiredRecord)> = group.clone();
+                    report.problems.push(self.not_written(&records, gave_up));
+                    continue;
+                }
             };
+            if let Some(change_id) = &outcome.change_id {
+                report
+                    .changes
+                    .push((group[0].1.zone_id.clone(), change_id.clone()));
+            }
             for (slot, why) in outcome.refused {
                 let record = changed_record(&changed, slot);
                 report.problems.push(self.note(slot, why, true));
@@ -210,7 +235,12 @@ impl Agent {
         {
             return;
         }
-        match registrar.delete(old, Expect::Written).await {
+        let deleted = self
+            .faults
+            .retry
+            .call("delete old name", || registrar.delete(old, Expect::Written))
+            .await;
+        match deleted.map_err(AgentError::from) {
             Ok(outcome) => log_delete(old, &outcome, "old name"),
             Err(error) => error!(record = %old, error = %error, "could not delete the old name"),
         }
@@ -244,9 +274,17 @@ impl Agent {
             self.written.iter().map(|(s, r)| (*s, r.clone())).collect();
         let mut failures = Vec::new();
         for (slot, record) in records {
-            match registrar.delete(&record, Expect::Written).await {
+            let deleted = self
+                .faults
+                .retry
+                .call("delete records", || {
+                    registrar.delete(&record, Expect::Written)
+                })
+                .await;
+            match deleted.map_err(AgentError::from) {
                 Ok(outcome) => {
                     log_delete(&record, &outcome, "shutdown");
+                    self.faults.note_deleted(&record, &outcome);
                     self.written.remove(&slot);
                 }
                 Err(error) => {
@@ -273,10 +311,19 @@ impl Agent {
         let mut problems = Vec::new();
         for (_, entry) in planned {
             match entry {
-                Planned::Ready(record) => match registrar.delete(&record, Expect::Marked).await {
-                    Ok(outcome) => log_delete(&record, &outcome, "deregister"),
-                    Err(error) => problems.push(format!("{record} ({error})")),
-                },
+                Planned::Ready(record) => {
+                    let deleted = self
+                        .faults
+                        .retry
+                        .call("delete records", || {
+                            registrar.delete(&record, Expect::Marked)
+                        })
+                        .await;
+                    match deleted.map_err(AgentError::from) {
+                        Ok(outcome) => log_delete(&record, &outcome, "deregister"),
+                        Err(error) => problems.push(format!("{record} ({error})")),
+                    }
+                }
                 Planned::Waiting(why) => problems.push(format!("name or value unknown: {why}")),
                 Planned::Failed(why) => problems.push(why.to_string()),
             }
@@ -345,7 +392,7 @@ fn changed_record(changed: &[(Slot, DesiredRecord)], slot: Slot) -> &DesiredReco
 
 fn log_delete(record: &DesiredRecord, outcome: &DeleteOutcome, why: &str) {
     match outcome {
-        DeleteOutcome::Deleted => {
+        DeleteOutcome::Deleted { .. } => {
             info!(zone_id = %record.zone_id, record = %record, reason = why, "record deleted")
         }
         DeleteOutcome::AlreadyGone => {
@@ -361,13 +408,7 @@ fn log_delete(record: &DesiredRecord, outcome: &DeleteOutcome, why: &str) {
 /// True when retrying cannot help until a person changes something.
 pub fn is_final(error: &AgentError) -> bool {
     match error {
-        AgentError::Route53(error) => {
-            error.is_config()
-                || error
-                    .code
-                    .as_deref()
-                    .is_some_and(|code| FINAL_CODES.contains(&code))
-        }
+        AgentError::Route53(error) => error.class() == Class::Final,
         AgentError::Zones(_) => true,
         _ => false,
     }
@@ -381,6 +422,7 @@ pub fn is_final(error: &AgentError) -> bool {
 /// go on, but only until the shutdown deadline; the records are then
 /// deleted in whatever time is left.
 pub async fn run(mut agent: Agent, mut shutdown: Shutdown) -> Result<(), AgentError> {
+    agent.faults.retry.interrupt_on(Some(shutdown.clone()));
     let poll = agent.config.poll_interval;
     let shutdown_timeout = agent.config.shutdown_timeout;
     let mut deadline = None;
@@ -407,9 +449,12 @@ pub async fn run(mut agent: Agent, mut shutdown: Shutdown) -> Result<(), AgentEr
         }
     }
 
+    // From here on the deadline bounds every retry, not shutdown.
+    notify::stopping("deregistering");
+    agent.faults.retry.interrupt_on(None);
     let until = deadline.unwrap_or_else(|| Instant::now() + shutdown_timeout);
     let began = Instant::now();
-    match timeout_at(until, agent.deregister_written()).await {
+    let result = match timeout_at(until, agent.deregister_written()).await {
         Ok(result) => {
             info!(
                 elapsed_ms = began.elapsed().as_millis() as u64,
@@ -421,7 +466,9 @@ pub async fn run(mut agent: Agent, mut shutdown: Shutdown) -> Result<(), AgentEr
             timeout: humantime::format_duration(shutdown_timeout).to_string(),
             records: agent.written_names(),
         }),
-    }
+    };
+    agent.drain(until).await;
+    result
 }
 
 impl Agent {
@@ -433,9 +480,13 @@ impl Agent {
         if !started {
             return match self.resolve_zones().await {
                 Ok(()) => {
+                    if !self.wait_boot_jitter().await {
+                        return Ok(true);
+                    }
                     info!(records = self.config.records.len(), "agent running");
                     Box::pin(self.step(true, gc_pending)).await
                 }
+                Err(AgentError::Interrupted) => Ok(false),
                 Err(error) if is_final(&error) => Err(error),
                 Err(error) => {
                     warn!(error = %error, "cannot look up hosted zones yet; retrying");
@@ -444,14 +495,16 @@ impl Agent {
             };
         }
         match self.sync().await {
-            Ok(report) if *gc_pending && report.complete => {
-                *gc_pending = false;
-                match self.gc().await {
-                    Ok(removed) => debug!(removed = removed.len(), "garbage collection done"),
-                    Err(error) => warn!(error = %error, "garbage collection failed"),
+            Ok(report) => {
+                self.after_pass(&report).await;
+                if *gc_pending && report.complete {
+                    *gc_pending = false;
+                    match self.gc().await {
+                        Ok(removed) => debug!(removed = removed.len(), "garbage collection done"),
+                        Err(error) => warn!(error = %error, "garbage collection failed"),
+                    }
                 }
             }
-            Ok(_) => {}
             Err(error) => warn!(error = %error, "pass failed; keeping the records as they are"),
         }
         Ok(true)

@@ -7,7 +7,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use tracing::{error, info};
 
 use crate::agent::{self, Agent, AgentError};
@@ -17,6 +17,7 @@ use crate::plan::Planned;
 use crate::route53::Route53;
 use crate::shutdown;
 use crate::{doctor, iam};
+use tokio::time::timeout;
 
 /// Exit codes, as listed in the README.
 pub mod exit {
@@ -52,9 +53,9 @@ pub struct Cli {
 #[derive(Clone, Copy, Debug, Subcommand, PartialEq, Eq)]
 pub enum Command {
     /// Register, follow address and tag changes, deregister on SIGTERM/SIGINT.
-    Run,
+    Run(RunArgs),
     /// UPSERT the records once; exit 0 when Route 53 accepted them.
-    Register,
+    Register(RegisterArgs),
     /// Delete the records the current facts describe, only where they still
     /// hold exactly those values.
     Deregister,
@@ -69,6 +70,23 @@ pub enum Command {
     IamPolicy,
     /// Check that this machine can run the agent, read-only, and explain.
     Doctor,
+}
+
+#[derive(Clone, Copy, Debug, Default, Args, PartialEq, Eq)]
+pub struct RunArgs {
+    /// Write at once, without the random boot_jitter delay.
+    #[arg(long)]
+    pub no_jitter: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, Args, PartialEq, Eq)]
+pub struct RegisterArgs {
+    /// Write at once, without the random boot_jitter delay.
+    #[arg(long)]
+    pub no_jitter: bool,
+    /// Exit only once Route 53 reports the changes INSYNC.
+    #[arg(long)]
+    pub wait: bool,
 }
 
 /// Parses the command line, runs the command and returns its exit code.
@@ -91,13 +109,20 @@ fn init_logging() {
 }
 
 fn execute(cli: &Cli) -> u8 {
-    let config = match Config::load(&cli.config) {
+    let mut config = match Config::load(&cli.config) {
         Ok(config) => config,
         Err(error) => {
             error!("{}", chain(&error));
             return exit::CONFIG;
         }
     };
+    if let Command::Run(RunArgs { no_jitter: true })
+    | Command::Register(RegisterArgs {
+        no_jitter: true, ..
+    }) = cli.command
+    {
+        config.boot_jitter = std::time::Duration::ZERO;
+    }
     if cli.command == Command::Check {
         println!(
             "{}: ok ({} record(s))",
@@ -163,21 +188,33 @@ async fn dispatch(cli: &Cli, config: Config) -> Result<(), AgentError> {
     // Signals are caught from the start, so a SIGTERM during start-up still
     // ends in a clean deregistration.
     let shutdown = match cli.command {
-        Command::Run => Some(
-            shutdown::on_signals().map_err(|error| AgentError::NotWritten {
-                count: 0,
-                details: format!("cannot install signal handlers: {error}"),
-            })?,
-        ),
+        Command::Run(_) => Some(shutdown::on_signals().map_err(AgentError::Signals)?),
         _ => None,
     };
-    let mut agent = Agent::new(config, Metadata::from_env(), Route53::from_env().await);
+    let request_timeout = config.request_timeout;
+    let shutdown_timeout = config.shutdown_timeout;
+    let mut agent = Agent::new(
+        config,
+        Metadata::from_env(),
+        Route53::from_env(request_timeout).await,
+    );
     match (cli.command, shutdown) {
-        (Command::Run, Some(shutdown)) => agent::run(agent, shutdown).await,
-        (Command::Register, _) => register(&mut agent).await,
+        (Command::Run(_), Some(shutdown)) => agent::run(agent, shutdown).await,
+        (Command::Register(args), _) => register(&mut agent, args).await,
         (Command::Deregister, _) => {
-            agent.resolve_zones().await?;
-            agent.deregister_planned().await
+            // Retries are bounded by shutdown_timeout here too: deregister
+            // usually runs as a stop step with a deadline of its own.
+            let deregistered = async {
+                agent.resolve_zones().await?;
+                agent.deregister_planned().await
+            };
+            match timeout(shutdown_timeout, deregistered).await {
+                Ok(result) => result,
+                Err(_) => Err(AgentError::LeftBehind {
+                    timeout: humantime::format_duration(shutdown_timeout).to_string(),
+                    records: "the records the current facts describe".into(),
+                }),
+            }
         }
         (Command::Plan, _) => print_plan(&mut agent).await,
         (Command::Gc, _) => {
@@ -193,9 +230,18 @@ async fn dispatch(cli: &Cli, config: Config) -> Result<(), AgentError> {
     }
 }
 
-async fn register(agent: &mut Agent) -> Result<(), AgentError> {
+/// Retryable failures are retried without limit: a boot must end
+/// registered. A user who cannot wait stops it with Ctrl-C.
+async fn register(agent: &mut Agent, args: RegisterArgs) -> Result<(), AgentError> {
     agent.resolve_zones().await?;
+    agent.wait_boot_jitter().await;
     let report = agent.sync().await?;
+    if args.wait && !agent.wait_insync(&report.changes).await {
+        return Err(AgentError::NotWritten {
+            count: report.changes.len(),
+            details: "Route 53 would not tell whether the changes are INSYNC".into(),
+        });
+    }
     if report.problems.is_empty() {
         Ok(())
     } else {
@@ -282,10 +328,26 @@ mod tests {
     #[test]
     fn config_may_follow_the_subcommand() {
         let cli = Cli::try_parse_from(["route53-agent", "run", "--config", "/tmp/a.toml"]).unwrap();
-        assert_eq!(cli.command, Command::Run);
+        assert_eq!(cli.command, Command::Run(RunArgs::default()));
         assert_eq!(cli.config, PathBuf::from("/tmp/a.toml"));
         let cli = Cli::try_parse_from(["route53-agent", "plan"]).unwrap();
         assert_eq!(cli.config, PathBuf::from(DEFAULT_CONFIG_PATH));
+    }
+
+    #[test]
+    fn register_takes_no_jitter_and_wait() {
+        let cli =
+            Cli::try_parse_from(["route53-agent", "register", "--no-jitter", "--wait"]).unwrap();
+        assert_eq!(
+            cli.command,
+            Command::Register(RegisterArgs {
+                no_jitter: true,
+                wait: true
+            })
+        );
+        let cli = Cli::try_parse_from(["route53-agent", "run", "--no-jitter"]).unwrap();
+        assert_eq!(cli.command, Command::Run(RunArgs { no_jitter: true }));
+        assert!(Cli::try_parse_from(["route53-agent", "plan", "--wait"]).is_err());
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::dns::DnsName;
+use crate::retry::{self, Backoff};
 use crate::template::{LabelTemplate, NameTemplate};
 
 /// Where the agent looks for its configuration when `--config` is not given.
@@ -25,12 +26,18 @@ pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
 /// Record TTL in seconds when a record does not set one.
 pub const DEFAULT_TTL: u32 = 60;
+/// How long one Route 53 request may take before it is abandoned and
+/// retried. Route 53 answers a change in well under a second; this only
+/// catches a network that swallows requests.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Polling faster than this gains nothing and spends the instance's
 /// link-local packet budget (about 1024 packets per second per interface).
 const MIN_POLL_INTERVAL: Duration = Duration::from_secs(1);
 const MAX_POLL_INTERVAL: Duration = Duration::from_secs(3600);
 const MAX_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(600);
+/// Upper bound for `boot_jitter`, `backoff_cap` and `request_timeout`.
+const MAX_FAULT_DURATION: Duration = Duration::from_secs(600);
 /// Route 53 accepts TTLs from 0 to 2^31 - 1 seconds.
 const MAX_TTL: u32 = 2_147_483_647;
 
@@ -48,7 +55,30 @@ pub struct Config {
     /// Whether `run` removes, after its first registration, records whose
     /// marker names this instance but that no configured record produces.
     pub gc_at_start: bool,
+    /// The longest random delay before the first write.
+    pub boot_jitter: Duration,
+    /// How long to wait between attempts at a retryable Route 53 call.
+    pub backoff: Backoff,
+    /// How long one Route 53 request may take.
+    pub request_timeout: Duration,
+    /// Whether `run` waits for each change to be INSYNC (and reports ready
+    /// only then).
+    pub wait_insync: bool,
+    pub drain: Drain,
     pub records: Vec<RecordSpec>,
+}
+
+/// What deregistration waits for after the deletes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Drain {
+    /// Exit as soon as Route 53 accepted the deletes.
+    #[default]
+    None,
+    /// Wait until the deletes are INSYNC, then for the longest TTL, so that
+    /// resolvers have stopped handing out the address before the process
+    /// (and whatever serves beside it) goes away.
+    Ttl,
 }
 
 /// One `[[record]]` table, with defaults filled in.
@@ -330,6 +360,18 @@ struct RawConfig {
     shutdown_timeout: Option<Duration>,
     owner_prefix: Option<String>,
     gc_at_start: Option<bool>,
+    #[serde(default, deserialize_with = "duration")]
+    boot_jitter: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    backoff_base: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    backoff_cap: Option<Duration>,
+    #[serde(default, deserialize_with = "duration")]
+    request_timeout: Option<Duration>,
+    #[serde(default)]
+    wait_insync: bool,
+    #[serde(default)]
+    drain: Drain,
     #[serde(default, rename = "record")]
     records: Vec<RawRecord>,
 }
@@ -380,6 +422,7 @@ impl RawConfig {
                 humantime::format_duration(MAX_SHUTDOWN_TIMEOUT)
             ));
         }
+        let faults = self.fault_settings()?;
         if self.records.is_empty() {
             return Err("no [[record]] is configured; the agent would have nothing to do".into());
         }
@@ -395,13 +438,86 @@ impl RawConfig {
             .owner_prefix
             .unwrap_or_else(|| DEFAULT_OWNER_PREFIX.to_string());
         check_owner_prefix(&owner_prefix)?;
+        check_drain(faults.drain, shutdown_timeout, &records)?;
         Ok(Config {
             poll_interval,
             shutdown_timeout,
             owner_prefix: owner_prefix.trim_end_matches('.').to_ascii_lowercase(),
             gc_at_start: self.gc_at_start.unwrap_or(true),
+            boot_jitter: faults.boot_jitter,
+            backoff: faults.backoff,
+            request_timeout: faults.request_timeout,
+            wait_insync: faults.wait_insync,
+            drain: faults.drain,
             records,
         })
+    }
+}
+
+/// The settings for faults and Route 53 limits, checked.
+struct FaultSettings {
+    boot_jitter: Duration,
+    backoff: Backoff,
+    request_timeout: Duration,
+    wait_insync: bool,
+    drain: Drain,
+}
+
+impl RawConfig {
+    fn fault_settings(&self) -> Result<FaultSettings, String> {
+        let boot_jitter = self.boot_jitter.unwrap_or(retry::DEFAULT_BOOT_JITTER);
+        let backoff = Backoff {
+            base: self.backoff_base.unwrap_or(retry::DEFAULT_BACKOFF_BASE),
+            cap: self.backoff_cap.unwrap_or(retry::DEFAULT_BACKOFF_CAP),
+        };
+        let request_timeout = self.request_timeout.unwrap_or(DEFAULT_REQUEST_TIMEOUT);
+        let max = humantime::format_duration(MAX_FAULT_DURATION);
+        if boot_jitter > MAX_FAULT_DURATION {
+            return Err(format!("boot_jitter must be at most {max}"));
+        }
+        if backoff.base.is_zero() || backoff.cap < backoff.base || backoff.cap > MAX_FAULT_DURATION
+        {
+            return Err(format!(
+                "backoff_base must be above zero, and backoff_cap at least backoff_base and at \
+                 most {max}"
+            ));
+        }
+        if request_timeout.is_zero() || request_timeout > MAX_FAULT_DURATION {
+            return Err(format!(
+                "request_timeout must be above zero and at most {max}"
+            ));
+        }
+        Ok(FaultSettings {
+            boot_jitter,
+            backoff,
+            request_timeout,
+            wait_insync: self.wait_insync,
+            drain: self.drain,
+        })
+    }
+}
+
+/// Draining waits a record's TTL inside `shutdown_timeout`; a TTL that does
+/// not fit would be cut short on every shutdown.
+fn check_drain(
+    drain: Drain,
+    shutdown_timeout: Duration,
+    records: &[RecordSpec],
+) -> Result<(), String> {
+    if drain != Drain::Ttl {
+        return Ok(());
+    }
+    match records.iter().max_by_key(|record| record.ttl) {
+        Some(record) if Duration::from_secs(u64::from(record.ttl)) >= shutdown_timeout => {
+            Err(format!(
+                "drain = \"ttl\" waits for the TTL of {} ({} s) at shutdown, which needs a \
+                 longer shutdown_timeout (now {}); raise it or lower the TTL",
+                record.name,
+                record.ttl,
+                humantime::format_duration(shutdown_timeout)
+            ))
+        }
+        _ => Ok(()),
     }
 }
 
@@ -628,6 +744,35 @@ mod tests {
             config.records[0].zone,
             ZoneRef::Id(ZoneId::parse("ZABC").unwrap())
         );
+    }
+
+    #[test]
+    fn fault_keys_default_and_parse() {
+        let config = parse(MINIMAL).unwrap();
+        assert_eq!(config.boot_jitter, retry::DEFAULT_BOOT_JITTER);
+        assert_eq!(config.backoff, Backoff::default());
+        assert_eq!(config.request_timeout, DEFAULT_REQUEST_TIMEOUT);
+        assert!(!config.wait_insync);
+        assert_eq!(config.drain, Drain::None);
+
+        let config = parse(&format!(
+            "boot_jitter = \"0s\"\nbackoff_base = \"200ms\"\nbackoff_cap = \"2s\"\n\
+             shutdown_timeout = \"2m\"\nwait_insync = true\ndrain = \"ttl\"\n{MINIMAL}"
+        ))
+        .unwrap();
+        assert_eq!(config.boot_jitter, Duration::ZERO);
+        assert_eq!(config.backoff.base, Duration::from_millis(200));
+        assert_eq!(config.backoff.cap, Duration::from_secs(2));
+        assert!(config.wait_insync);
+        assert_eq!(config.drain, Drain::Ttl);
+    }
+
+    #[test]
+    fn drain_ttl_needs_room_inside_the_shutdown_timeout() {
+        let error = parse(&format!("drain = \"ttl\"\n{MINIMAL}")).unwrap_err();
+        assert!(error.contains("needs a longer shutdown_timeout"), "{error}");
+        let error = parse(&format!("backoff_base = \"0s\"\n{MINIMAL}")).unwrap_err();
+        assert!(error.contains("backoff_base must be above zero"), "{error}");
     }
 
     #[test]

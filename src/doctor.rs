@@ -113,7 +113,7 @@ pub async fn run(config: &Config) -> Report {
     let shared = route53::load_aws_settings().await;
     check_credentials(&shared, &mut report).await;
 
-    let route53 = Route53::from_settings(&shared);
+    let route53 = Route53::from_settings(&shared, config.request_timeout);
     let zones = check_zones(&route53, config, &mut report).await;
     check_record_reads(&route53, &zones, &mut report).await;
     check_names(config, facts.as_ref(), &zones, &mut report);

@@ -14,6 +14,8 @@
 //!   [`registrar`] joins reads, ownership decisions and writes.
 //! - [`agent`] runs the passes: plan, compare with what was written, write
 //!   the difference; and on [`shutdown`] deletes what it wrote.
+//! - [`retry`] decides which failures are tried again and how long to wait
+//!   first; [`notify`] tells systemd how far the agent has got.
 //! - [`cli`] parses the command line and maps outcomes to exit codes.
 //! - [`iam`] builds the least-privilege IAM policy for a configuration, and
 //!   [`doctor`] checks, read-only, that this machine can run the agent.
@@ -25,9 +27,11 @@ pub mod dns;
 pub mod doctor;
 pub mod iam;
 pub mod metadata;
+pub mod notify;
 pub mod owner;
 pub mod plan;
 pub mod registrar;
+pub mod retry;
 pub mod route53;
 pub mod shutdown;
 pub mod template;

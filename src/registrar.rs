@@ -32,7 +32,8 @@ pub struct BatchOutcome<T> {
 /// What a safe delete found and did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeleteOutcome {
-    Deleted,
+    /// Deleted by the change with this id.
+    Deleted { change_id: String },
     /// Nothing was there: as good as deleted.
     AlreadyGone,
     /// Not ours any more, or changed since it was written: left alone.
@@ -218,13 +219,13 @@ impl Registrar {
         record: &DesiredRecord,
         expect: Expect,
     ) -> Result<DeleteOutcome, Route53Error> {
-        let marker_name =
-            owner::marker_name(&self.owner_prefix, record).map_err(|error| Route53Error {
-                action: "ChangeResourceRecordSets",
-                target: record.zone_id.to_string(),
-                code: None,
-                detail: format!("{record}: no name for its marker: {error}"),
-            })?;
+        let marker_name = owner::marker_name(&self.owner_prefix, record).map_err(|error| {
+            Route53Error::new(
+                "ChangeResourceRecordSets",
+                &record.zone_id,
+                format!("{record}: no name for its marker: {error}"),
+            )
+        })?;
         let sets = self.route53.sets_at(&record.zone_id, &record.name).await?;
         let live = sets.into_iter().find(|set| set.is_set_of(record));
         let marker = self.marker_set(&record.zone_id, &marker_name).await?;
@@ -248,16 +249,22 @@ impl Registrar {
             }
             Some(live) => {
                 writes.push(Write::Delete(live));
-                DeleteOutcome::Deleted
+                DeleteOutcome::Deleted {
+                    change_id: String::new(),
+                }
             }
         };
         if let Some(marker) = marker.as_ref().filter(|_| ours) {
             writes.push(Write::Delete(marker));
         }
-        if !writes.is_empty() {
-            self.route53.apply(&record.zone_id, &writes).await?;
+        if writes.is_empty() {
+            return Ok(outcome);
         }
-        Ok(outcome)
+        let change_id = self.route53.apply(&record.zone_id, &writes).await?;
+        Ok(match outcome {
+            DeleteOutcome::Deleted { .. } => DeleteOutcome::Deleted { change_id },
+            other => other,
+        })
     }
 
     /// Finds the records in `zone_id` whose marker names this instance.
@@ -304,7 +311,7 @@ impl Registrar {
                 let stale = self.stale_record(&marked).await?;
                 let outcome = self.delete(&stale, Expect::Marked).await?;
                 info!(record = %stale, outcome = ?outcome, "stale record of this instance collected");
-                if outcome == DeleteOutcome::Deleted {
+                if matches!(outcome, DeleteOutcome::Deleted { .. }) {
                     removed.push(stale.to_string());
                 }
             }

@@ -6,27 +6,36 @@
 //! Route 53's answers into [`LiveSet`]s. Errors keep Route 53's own error
 //! code and message, since "service error" tells nobody what to fix.
 //!
-//! Retries: the SDK's standard retry policy (3 attempts with backoff, for
-//! throttling, 5xx and transient network errors) wraps every call. The agent
-//! loop adds the outer retry: a write that still fails is tried again on the
-//! next poll.
+//! Retries: none here. The SDK client is built with its retries switched
+//! off, so each method makes exactly one attempt, cut off after
+//! `request_timeout`; every error carries its [`Class`], and the agent
+//! retries retryable ones through [`crate::retry::Retry`], the only layer
+//! that does. (The SDK's default of 3 attempts would multiply with ours and
+//! still give up during a throttled fleet boot.)
+
+use std::time::Duration;
 
 use aws_config::meta::region::RegionProviderChain;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_route53::Client;
 use aws_sdk_route53::config::Region;
 use aws_sdk_route53::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_route53::types::{
-    Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+    Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, RrType,
 };
 
 use crate::config::{RecordType, ZoneId, ZoneRef};
 use crate::dns::DnsName;
 use crate::owner::LiveSet;
 use crate::plan::{DesiredRecord, Policy, Zone};
+use crate::retry::{self, Class, Classify};
 
 /// Route 53's control plane lives in us-east-1 in the commercial partition.
 const HOME_REGION: &str = "us-east-1";
+/// Time to set up a connection to Route 53, within `request_timeout`.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Record sets asked for per ListResourceRecordSets page (Route 53 allows
 /// up to 300). One page covers a name unless a fleet shares it.
 const PAGE_AT_NAME: i32 = 100;
@@ -48,15 +57,25 @@ pub struct Route53Error {
     /// when the service answered at all.
     pub code: Option<String>,
     pub detail: String,
+    /// Whether trying again may help.
+    pub class: Class,
+}
+
+impl Classify for Route53Error {
+    fn class(&self) -> Class {
+        self.class
+    }
 }
 
 impl Route53Error {
-    fn new(action: &'static str, target: impl ToString, detail: String) -> Self {
+    /// An answer Route 53 gave that no retry will change.
+    pub fn new(action: &'static str, target: impl ToString, detail: String) -> Self {
         Route53Error {
             action,
             target: target.to_string(),
             code: None,
             detail,
+            class: Class::Final,
         }
     }
 
@@ -125,15 +144,42 @@ impl Route53 {
     /// region to pick the partition: the default chain finds it (on EC2 from
     /// the instance metadata), and failing that Route 53's home region,
     /// us-east-1, is used.
-    pub async fn from_env() -> Self {
-        Route53::from_settings(&load_aws_settings().await)
+    ///
+    /// Each call makes one attempt of at most `request_timeout`; see the
+    /// module notes on retries.
+    pub async fn from_env(request_timeout: Duration) -> Self {
+        Route53::from_settings(&load_aws_settings().await, request_timeout)
     }
 
     /// A client from settings already loaded with [`load_aws_settings`].
-    pub fn from_settings(shared: &SdkConfig) -> Self {
+    pub fn from_settings(shared: &SdkConfig, request_timeout: Duration) -> Self {
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT.min(request_timeout))
+            .operation_attempt_timeout(request_timeout)
+            .operation_timeout(request_timeout)
+            .build();
+        let config = aws_sdk_route53::config::Builder::from(shared)
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(timeouts)
+            .build();
         Route53 {
-            client: Client::new(shared),
+            client: Client::from_conf(config),
         }
+    }
+
+    /// True once the change is INSYNC (GetChange). `zone_id` is the zone
+    /// the change was made in, for the error message.
+    pub async fn is_insync(&self, zone_id: &ZoneId, change_id: &str) -> Result<bool, Route53Error> {
+        let output = self
+            .client
+            .get_change()
+            .id(change_id)
+            .send()
+            .await
+            .map_err(|error| call_error("GetChange", zone_id, error))?;
+        Ok(output
+            .change_info()
+            .is_some_and(|info| info.status() == &ChangeStatus::Insync))
     }
 
     /// Resolves a configured zone: GetHostedZone for an id,
@@ -444,6 +490,7 @@ fn call_error<E>(action: &'static str, target: impl ToString, error: SdkError<E>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
 {
+    let class = retry::classify_sdk(&error);
     let service = error.as_service_error();
     let code = service.and_then(|e| e.code()).map(str::to_string);
     let message = service.and_then(|e| e.message()).map(str::to_string);
@@ -457,6 +504,7 @@ where
         target: target.to_string(),
         code,
         detail,
+        class,
     }
 }
 

@@ -6,15 +6,19 @@
 //!   same thing to shell scripts, with a control API on the side.
 //! - `ministack` owns the Route 53 emulator process (or finds a shared one).
 //! - `route53` holds the calls a test makes to that emulator itself.
+//! - `fault_proxy` stands between the agent and the emulator and injects
+//!   Route 53's errors, hangs and refused connections.
 //!
 //! A test starts both peers, gives the agent process `agent_env` (after
 //! removing `AGENT_ENV_REMOVE` from it), and checks the zone with the
 //! `route53` helpers.
 
+pub mod fault_proxy;
 pub mod imds;
 pub mod ministack;
 pub mod route53;
 
+pub use fault_proxy::{Action, Fault, FaultProxy};
 pub use imds::{ControlApi, ImdsServer, InstanceDefaults};
 pub use ministack::Ministack;
 pub use route53::{create_zone, records, route53_client, upsert, values_of};

@@ -13,12 +13,10 @@ use aws_sdk_route53::Client;
 use aws_sdk_route53::types::RrType;
 use route53_agent_testkit::route53::normalise_name;
 use route53_agent_testkit::{
-    AGENT_ENV_REMOVE, ImdsServer, InstanceDefaults, Ministack, agent_env, create_zone, records,
-    route53_client, values_of,
+    AGENT_ENV_REMOVE, FaultProxy, ImdsServer, InstanceDefaults, Ministack, agent_env, create_zone,
+    records, route53_client, values_of,
 };
-use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
-use tokio::sync::watch;
 
 pub const AGENT: &str = env!("CARGO_BIN_EXE_route53-agent");
 
@@ -34,7 +32,8 @@ pub struct World {
     pub zone_id: String,
     /// The zone's name without the trailing dot, e.g. `t1234-0.example.com`.
     pub zone: String,
-    /// Where the agent sends Route 53 calls: ministack, or a relay in front.
+    /// Where the agent sends Route 53 calls: ministack, or a fault proxy in
+    /// front.
     pub route53_endpoint: String,
     pub dir: tempfile::TempDir,
 }
@@ -61,11 +60,12 @@ impl World {
         }
     }
 
-    /// Routes the agent's Route 53 calls through a relay the test controls.
-    pub async fn with_relay(mut self) -> (World, Relay) {
-        let relay = Relay::start(&self.ministack.endpoint()).await;
-        self.route53_endpoint = relay.endpoint();
-        (self, relay)
+    /// Routes the agent's Route 53 calls through a fault proxy the test
+    /// controls.
+    pub async fn with_relay(mut self) -> (World, FaultProxy) {
+        let proxy = FaultProxy::start(&self.ministack.endpoint()).await;
+        self.route53_endpoint = proxy.endpoint();
+        (self, proxy)
     }
 
     /// Writes a config file; `{ZONE_ID}` and `{ZONE}` are replaced.
@@ -108,16 +108,26 @@ impl World {
         .await
     }
 
-    fn command(&self, args: &[&str], config: &Path) -> Command {
-        self.command_as(args, config, &self.imds)
+    /// The agent with `args`, as the instance `imds` describes. `run` and
+    /// `register` get `--no-jitter`, so tests do not wait out the boot
+    /// jitter; [`World::spawn_with`] and [`World::once_with`] pass the
+    /// arguments exactly as given.
+    fn command(&self, args: &[&str], config: &Path, imds: &ImdsServer) -> Command {
+        let mut command = self.exact_command(args, config, imds);
+        if matches!(args.first(), Some(&"run" | &"register")) {
+            command.arg("--no-jitter");
+        }
+        command
     }
 
-    fn command_as(&self, args: &[&str], config: &Path, imds: &ImdsServer) -> Command {
+    fn exact_command(&self, args: &[&str], config: &Path, imds: &ImdsServer) -> Command {
         let mut command = Command::new(AGENT);
         command.args(args).arg("--config").arg(config);
         for key in AGENT_ENV_REMOVE {
             command.env_remove(key);
         }
+        // Never talk to a systemd the test runner may run under.
+        command.env_remove("NOTIFY_SOCKET");
         command
             .envs(agent_env(&imds.endpoint(), &self.route53_endpoint))
             .env("RUST_LOG", "info")
@@ -133,13 +143,20 @@ impl World {
 
     /// Runs a one-shot command as the instance `imds` describes.
     pub async fn once_as(&self, command: &str, config: &Path, imds: &ImdsServer) -> Finished {
-        let output = tokio::time::timeout(
-            Duration::from_secs(60),
-            self.command_as(&[command], config, imds).output(),
-        )
-        .await
-        .expect("a one-shot command finishes within a minute")
-        .expect("the agent binary starts");
+        self.finish(self.command(&[command], config, imds)).await
+    }
+
+    /// Runs a one-shot command with exactly these arguments.
+    pub async fn once_with(&self, args: &[&str], config: &Path) -> Finished {
+        self.finish(self.exact_command(args, config, &self.imds))
+            .await
+    }
+
+    async fn finish(&self, mut command: Command) -> Finished {
+        let output = tokio::time::timeout(Duration::from_secs(60), command.output())
+            .await
+            .expect("a one-shot command finishes within a minute")
+            .expect("the agent binary starts");
         Finished {
             code: output.status.code(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -154,13 +171,23 @@ impl World {
 
     /// Starts `route53-agent run` as the instance `imds` describes.
     pub fn spawn_as(&self, config: &Path, imds: &ImdsServer) -> Agent {
+        self.start(self.command(&["run"], config, imds))
+    }
+
+    /// Starts the agent with exactly these arguments and extra environment.
+    pub fn spawn_with(&self, args: &[&str], config: &Path, env: &[(&str, &str)]) -> Agent {
+        let mut command = self.exact_command(args, config, &self.imds);
+        command.envs(env.iter().copied());
+        self.start(command)
+    }
+
+    fn start(&self, mut command: Command) -> Agent {
         let log = self.dir.path().join(format!(
             "agent-{}.log",
             ZONES.fetch_add(1, Ordering::Relaxed)
         ));
         let file = std::fs::File::create(&log).expect("agent log file");
-        let child = self
-            .command_as(&["run"], config, imds)
+        let child = command
             .stdout(Stdio::null())
             .stderr(file)
             .spawn()
@@ -315,64 +342,5 @@ impl Agent {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-}
-
-/// A TCP relay in front of ministack. Once told to hang, it stops relaying
-/// on every connection, open or new, and answers nothing: a Route 53
-/// endpoint behind a broken network.
-pub struct Relay {
-    port: u16,
-    hang: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Relay {
-    async fn start(upstream: &str) -> Relay {
-        let upstream = upstream
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string();
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("relay port");
-        let port = listener.local_addr().expect("relay address").port();
-        let (hang, hanging) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            while let Ok((inbound, _)) = listener.accept().await {
-                tokio::spawn(relay(inbound, upstream.clone(), hanging.clone()));
-            }
-        });
-        Relay { port, hang, task }
-    }
-
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    pub fn hang(&self) {
-        self.hang.send_replace(true);
-    }
-}
-
-async fn relay(mut inbound: TcpStream, upstream: String, mut hanging: watch::Receiver<bool>) {
-    let relayed = async {
-        if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
-            let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-        }
-    };
-    let told_to_hang = async {
-        let _ = hanging.wait_for(|hang| *hang).await.map(|_| ());
-    };
-    tokio::select! {
-        _ = relayed => {}
-        _ = told_to_hang => {
-            // Keep the client's connection open and say nothing.
-            tokio::time::sleep(Duration::from_secs(300)).await;
-        }
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }

@@ -1,0 +1,217 @@
+//! The agent under faults and Route 53 limits: retried calls, records
+//! Route 53 refused for good, the boot jitter, waiting for INSYNC, draining
+//! at shutdown, and what systemd is told along the way.
+//!
+//! It lives beside the agent loop as a child module, so that it reaches the
+//! agent's state without widening its interface; [`super::run`] and the
+//! passes call into it in a line or two each.
+
+use std::time::Duration;
+
+use tokio::time::{Instant, timeout_at};
+use tracing::{error, info, warn};
+
+use super::{Agent, AgentError, SyncReport};
+use crate::config::{Drain, ZoneId};
+use crate::notify;
+use crate::plan::{self, DesiredRecord, Slot};
+use crate::registrar::DeleteOutcome;
+use crate::retry::{self, BootJitter, GaveUp, Retry};
+use crate::route53::Route53Error;
+
+/// What the agent keeps about faults between passes.
+#[derive(Debug)]
+pub(super) struct Faults {
+    pub(super) retry: Retry,
+    /// Whether systemd has been told READY=1.
+    ready: bool,
+    /// Deletes made at shutdown, for draining: zone, change id, TTL.
+    deleted: Vec<(ZoneId, Option<String>, u32)>,
+}
+
+impl Faults {
+    pub(super) fn new(retry: Retry) -> Self {
+        Faults {
+            retry,
+            ready: false,
+            deleted: Vec::new(),
+        }
+    }
+
+    /// Remembers a shutdown delete for [`Agent::drain`]. A record someone
+    /// else deleted first is drained too: resolvers may still hold it.
+    pub(super) fn note_deleted(&mut self, record: &DesiredRecord, outcome: &DeleteOutcome) {
+        let change_id = match outcome {
+            DeleteOutcome::Deleted { change_id } => Some(change_id.clone()),
+            DeleteOutcome::AlreadyGone => None,
+            DeleteOutcome::LeftAlone(_) => return,
+        };
+        self.deleted
+            .push((record.zone_id.clone(), change_id, record.ttl));
+    }
+}
+
+impl From<GaveUp<Route53Error>> for AgentError {
+    fn from(gave_up: GaveUp<Route53Error>) -> Self {
+        match gave_up {
+            GaveUp::Final(error) => AgentError::Route53(error),
+            GaveUp::Interrupted => AgentError::Interrupted,
+        }
+    }
+}
+
+impl Agent {
+    /// Waits a random part of `boot_jitter` before the first write; false
+    /// when shutdown came first.
+    pub async fn wait_boot_jitter(&mut self) -> bool {
+        let jitter = BootJitter {
+            max: self.config.boot_jitter,
+        };
+        let delay = jitter.delay(self.faults.retry.rng());
+        if delay.is_zero() {
+            return true;
+        }
+        info!(
+            delay_ms = delay.as_millis() as u64,
+            boot_jitter = %humantime::format_duration(jitter.max),
+            "waiting before the first write, so that a fleet booted together spreads out"
+        );
+        notify::status(&format!(
+            "waiting {} (boot_jitter) before the first write",
+            humantime::format_duration(round_to_millis(delay))
+        ));
+        self.faults.retry.wait(delay).await
+    }
+
+    /// Handles a batch Route 53 would not take. A final refusal is logged
+    /// with the record and the code, and the records are set aside until
+    /// their plan changes. A batch abandoned at shutdown may still have
+    /// reached Route 53 (a request that timed out can have been applied), so
+    /// its records are counted as written: deregistration then deletes them
+    /// if, and only if, they hold exactly what was sent.
+    ///
+    /// Known gap: when such a record replaced one under another name, the
+    /// old name is the one remembered, and the new one, if applied, is left.
+    pub(super) fn not_written(
+        &mut self,
+        group: &[(Slot, &DesiredRecord)],
+        gave_up: GaveUp<Route53Error>,
+    ) -> String {
+        let names = plan::names(group.iter().map(|(_, record)| *record));
+        match gave_up {
+            GaveUp::Final(failure) => {
+                let code = failure.code.as_deref().unwrap_or("no error code");
+                for (slot, record) in group {
+                    error!(
+                        zone_id = %record.zone_id, record = %record, code, error = %failure,
+                        "Route 53 refused the record; it is tried again only when its \
+                         name or values change"
+                    );
+                    self.refused.insert(*slot, (*record).clone());
+                }
+                format!("{names} refused ({code}): {failure}")
+            }
+            GaveUp::Interrupted => {
+                for (slot, record) in group {
+                    let keep_old = self
+                        .written
+                        .get(slot)
+                        .is_some_and(|old| old.key() != record.key());
+                    if !keep_old {
+                        self.written.insert(*slot, (*record).clone());
+                    }
+                }
+                format!("{names}: stopped while retrying the write")
+            }
+        }
+    }
+
+    /// After a pass: waits for INSYNC when `wait_insync` is set, and tells
+    /// systemd the agent is ready after the first pass that read the facts
+    /// and had every write accepted or settled.
+    pub(super) async fn after_pass(&mut self, report: &SyncReport) {
+        if self.config.wait_insync && !self.wait_insync(&report.changes).await {
+            return;
+        }
+        let status = format!(
+            "{} record(s) registered, {} problem(s)",
+            self.written.len(),
+            report.problems.len()
+        );
+        if self.faults.ready {
+            if !report.written.is_empty() || !report.problems.is_empty() {
+                notify::status(&status);
+            }
+        } else {
+            self.faults.ready = true;
+            notify::ready(&status);
+        }
+    }
+
+    /// Polls GetChange with backoff until every change is INSYNC; false when
+    /// shutdown came first or Route 53 refused to tell.
+    pub async fn wait_insync(&mut self, changes: &[(ZoneId, String)]) -> bool {
+        for (zone_id, change_id) in changes {
+            notify::status(&format!("waiting for change {change_id} to be INSYNC"));
+            let route53 = &self.route53;
+            let polled = self
+                .faults
+                .retry
+                .poll_until("GetChange", || route53.is_insync(zone_id, change_id))
+                .await;
+            match polled {
+                Ok(()) => info!(zone_id = %zone_id, change_id = %change_id, "change INSYNC"),
+                Err(GaveUp::Interrupted) => return false,
+                Err(GaveUp::Final(error)) => {
+                    error!(change_id = %change_id, error = %error, "cannot tell whether the change is INSYNC");
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// With `drain = "ttl"`, waits for the shutdown deletes to be INSYNC and
+    /// then for their longest TTL, so that resolvers stop handing out the
+    /// address before the process goes. Never past `deadline`: what is cut
+    /// short is logged, and the deletes stand.
+    pub(super) async fn drain(&mut self, deadline: Instant) {
+        if self.config.drain != Drain::Ttl || self.faults.deleted.is_empty() {
+            return;
+        }
+        let deleted = std::mem::take(&mut self.faults.deleted);
+        let changes: Vec<(ZoneId, String)> = deleted
+            .iter()
+            .filter_map(|(zone, change, _)| Some((zone.clone(), change.clone()?)))
+            .collect();
+        let longest = deleted.iter().map(|(_, _, ttl)| *ttl).max().unwrap_or(0);
+        let ttl = Duration::from_secs(u64::from(longest));
+        let draining = async {
+            self.wait_insync(&changes).await;
+            info!(
+                ttl_s = longest,
+                "deletes are INSYNC; waiting one TTL for resolvers to forget"
+            );
+            notify::stopping(&format!("draining: waiting {longest} s (TTL)"));
+            tokio::time::sleep(ttl).await;
+        };
+        match timeout_at(deadline, draining).await {
+            Ok(()) => info!("drained"),
+            Err(_) => warn!(
+                ttl_s = longest,
+                "shutdown_timeout ran out while draining; the records are deleted, but \
+                 resolvers may still hand them out for up to their TTL"
+            ),
+        }
+    }
+}
+
+/// Whole milliseconds read better in a status line than nanoseconds.
+fn round_to_millis(delay: Duration) -> Duration {
+    Duration::from_millis(delay.as_millis() as u64)
+}
+
+/// A retry policy for the agent, seeded by the operating system.
+pub(super) fn retry_for(config: &crate::config::Config) -> Retry {
+    Retry::new(config.backoff, retry::os_seeded())
+}

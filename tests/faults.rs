@@ -1,0 +1,470 @@
+//! End to end under faults: the built agent against ministack behind the
+//! fault proxy (Route 53's throttling and busy-zone errors, 500s, hangs,
+//! refused connections) and against the IMDS stand-in's own faults. Every
+//! case checks the records at the end and how long it took; time bounds are
+//! generous upper bounds, never tight ones.
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use aws_sdk_route53::types::RrType;
+use common::{World, absent, holds};
+use route53_agent_testkit::{Action, Fault};
+
+const SOON: Duration = Duration::from_secs(15);
+const EXIT: Duration = Duration::from_secs(15);
+
+/// A config that retries fast, with `top` added to the top-level keys and
+/// `records` after the one A record for the Name tag.
+fn fast_config(world: &World, top: &str, records: &str) -> PathBuf {
+    world.config(&format!(
+        r#"
+        poll_interval = "1s"
+        shutdown_timeout = "10s"
+        backoff_base = "100ms"
+        backoff_cap = "1s"
+        request_timeout = "2s"
+        {top}
+        [[record]]
+        zone_id = "{{ZONE_ID}}"
+        name = "{{tag:Name}}.{{ZONE}}"
+        {records}
+        "#
+    ))
+}
+
+/// The log with its terminal colour codes taken out, so fields read as
+/// `key=value`.
+fn without_colours(log: &str) -> String {
+    let mut plain = String::with_capacity(log.len());
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // Skip to the end of the escape sequence: `ESC [ ... letter`.
+            for next in chars.by_ref() {
+                if next.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
+}
+
+fn assert_within(began: Instant, bound: Duration, log: &str) {
+    let took = began.elapsed();
+    assert!(took < bound, "took {took:?}, more than {bound:?}: {log}");
+}
+
+// 1. Retry policy
+
+#[tokio::test]
+async fn throttling_busy_zone_and_500s_at_boot_are_retried_until_registered() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    proxy.inject(
+        Action::ChangeRecords,
+        &[
+            Fault::Throttling,
+            Fault::PriorRequestNotComplete,
+            Fault::ServerError,
+            Fault::Throttling,
+        ],
+    );
+    let began = Instant::now();
+    let finished = world.once("register", &fast_config(&world, "", "")).await;
+    assert_eq!(finished.code, Some(0), "{finished:?}");
+    assert_within(began, Duration::from_secs(15), &finished.stderr);
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((60, vec!["10.0.0.10".to_string()]))
+    );
+    // Four refusals, one success: one request per agent attempt, so the
+    // SDK's own retries do not multiply them.
+    assert_eq!(proxy.count(Action::ChangeRecords), 5, "{}", finished.stderr);
+    for code in ["Throttling", "PriorRequestNotComplete", "will retry"] {
+        assert!(
+            finished.stderr.contains(code),
+            "{code}: {}",
+            finished.stderr
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_final_refusal_names_the_record_and_is_retried_only_when_it_changes() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let web = world.name("web-1");
+    let denied = world.name("denied");
+    proxy.always(Action::ChangeRecords, "denied.", Fault::AccessDenied);
+    let config = fast_config(
+        &world,
+        "",
+        r#"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "denied.{ZONE}"
+        "#,
+    );
+    let began = Instant::now();
+    let mut agent = world.spawn(&config);
+    world
+        .wait_for(&agent, &web, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+    agent.wait_log("AccessDenied", SOON).await;
+
+    // Three quiet polls: the refused record is not sent again.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(proxy.count(Action::ChangeRecords), 2, "{}", agent.log());
+    let log = agent.log();
+    assert!(log.contains(&denied), "names the record: {log}");
+    assert_eq!(
+        log.matches("Route 53 refused the record").count(),
+        1,
+        "{log}"
+    );
+
+    // The address both records depend on changes: both are written again,
+    // and the refused one is tried once more.
+    world.imds.set("local-ipv4", "10.0.0.11");
+    world
+        .wait_for(&agent, &web, RrType::A, SOON, holds(60, &["10.0.0.11"]))
+        .await;
+    let deadline = Instant::now() + SOON;
+    while agent.log().matches("Route 53 refused the record").count() < 2 {
+        assert!(Instant::now() < deadline, "{}", agent.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(proxy.count(Action::ChangeRecords), 4, "{}", agent.log());
+
+    agent.signal("TERM");
+    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    assert_eq!(world.record(&web, RrType::A).await, None);
+    assert_eq!(world.record(&denied, RrType::A).await, None);
+    assert_within(began, Duration::from_secs(40), &agent.log());
+}
+
+// 2. Boot jitter
+
+#[tokio::test]
+async fn boot_jitter_delays_the_first_write_and_no_jitter_skips_it() {
+    let world = World::new().await;
+    let name = world.name("web-1");
+
+    let long = fast_config(&world, r#"boot_jitter = "10m""#, "");
+    let began = Instant::now();
+    let finished = world.once_with(&["register", "--no-jitter"], &long).await;
+    assert_eq!(finished.code, Some(0), "{finished:?}");
+    assert_within(began, Duration::from_secs(15), &finished.stderr);
+    assert!(world.record(&name, RrType::A).await.is_some());
+    assert_eq!(world.once("deregister", &long).await.code, Some(0));
+
+    let short = fast_config(&world, r#"boot_jitter = "2s""#, "");
+    let began = Instant::now();
+    let finished = world.once_with(&["register"], &short).await;
+    assert_eq!(finished.code, Some(0), "{finished:?}");
+    assert_within(began, Duration::from_secs(20), &finished.stderr);
+    assert!(world.record(&name, RrType::A).await.is_some());
+    let delay_ms: u64 = without_colours(&finished.stderr)
+        .split("delay_ms=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|ms| ms.parse().ok())
+        .unwrap_or_else(|| panic!("no delay_ms in the log: {}", finished.stderr));
+    assert!(delay_ms <= 2000, "{delay_ms} ms: {}", finished.stderr);
+}
+
+// 3. Waiting for INSYNC, draining
+
+#[tokio::test]
+async fn register_wait_polls_get_change_until_insync() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    proxy.inject(Action::GetChange, &[Fault::Throttling]);
+    let config = fast_config(&world, "", "");
+    let began = Instant::now();
+    let finished = world
+        .once_with(&["register", "--no-jitter", "--wait"], &config)
+        .await;
+    assert_eq!(finished.code, Some(0), "{finished:?}");
+    assert_within(began, Duration::from_secs(15), &finished.stderr);
+    assert!(finished.stderr.contains("change INSYNC"), "{finished:?}");
+    // Throttled, then PENDING (ministack's first answer), then INSYNC.
+    assert!(proxy.count(Action::GetChange) >= 3, "{finished:?}");
+    assert!(world.record(&name, RrType::A).await.is_some());
+}
+
+#[tokio::test]
+async fn drain_ttl_waits_for_insync_then_the_ttl_inside_the_deadline() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    let config = fast_config(&world, "drain = \"ttl\"\nwait_insync = true", "ttl = 2");
+    let mut agent = world.spawn(&config);
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(2, &["10.0.0.10"]))
+        .await;
+    agent.wait_log("change INSYNC", SOON).await;
+    let polls_before = proxy.count(Action::GetChange);
+
+    let began = Instant::now();
+    agent.signal("TERM");
+    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    let took = began.elapsed();
+    let log = agent.log();
+    assert!(
+        took >= Duration::from_secs(2),
+        "left before the TTL: {took:?}: {log}"
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}: {log}");
+    assert!(log.contains("drained"), "{log}");
+    assert!(proxy.count(Action::GetChange) > polls_before, "{log}");
+    assert_eq!(world.record(&name, RrType::A).await, None);
+}
+
+#[tokio::test]
+async fn a_drain_that_cannot_fit_the_deadline_is_refused_as_config() {
+    let world = World::new().await;
+    let config = fast_config(&world, "drain = \"ttl\"", "ttl = 300");
+    let finished = world.once("run", &config).await;
+    assert_eq!(finished.code, Some(64), "{finished:?}");
+    assert!(finished.stderr.contains("shutdown_timeout"), "{finished:?}");
+}
+
+// 4. IMDS faults
+
+#[tokio::test]
+async fn a_token_put_that_never_answers_is_explained_as_the_hop_limit() {
+    let world = World::new().await;
+    world.imds.hang_token_put(true);
+    let began = Instant::now();
+    let finished = world.once("register", &world.simple_config()).await;
+    assert_eq!(finished.code, Some(1), "{finished:?}");
+    assert_within(began, Duration::from_secs(40), &finished.stderr);
+    assert!(finished.stderr.contains("hop limit"), "{finished:?}");
+    assert!(finished.stderr.contains("host networking"), "{finished:?}");
+    assert_eq!(world.record(&world.name("web-1"), RrType::A).await, None);
+}
+
+#[tokio::test]
+async fn imds_5xx_answers_are_retried() {
+    let world = World::new().await;
+    world.imds.fail_next(3, 503);
+    let began = Instant::now();
+    let finished = world.once("register", &world.simple_config()).await;
+    assert_eq!(finished.code, Some(0), "{finished:?}");
+    assert_within(began, Duration::from_secs(20), &finished.stderr);
+    assert_eq!(
+        world.record(&world.name("web-1"), RrType::A).await,
+        Some((60, vec!["10.0.0.10".to_string()]))
+    );
+}
+
+#[tokio::test]
+async fn an_imds_outage_keeps_the_records_and_an_expired_token_is_replaced() {
+    let world = World::new().await;
+    let name = world.name("web-1");
+    let began = Instant::now();
+    let mut agent = world.spawn(&fast_config(&world, "", ""));
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+
+    world.imds.fail_next(u32::MAX, 500);
+    agent.wait_log("pass failed", SOON).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((60, vec!["10.0.0.10".to_string()])),
+        "an outage deletes nothing: {}",
+        agent.log()
+    );
+
+    // IMDS comes back having forgotten every token, with a new address.
+    let tokens_before = world.imds.token_requests();
+    world.imds.expire_tokens();
+    world.imds.set("local-ipv4", "10.0.0.12");
+    world.imds.fail_next(0, 500);
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.12"]))
+        .await;
+    assert!(world.imds.token_requests() > tokens_before);
+
+    agent.signal("TERM");
+    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    assert_eq!(world.record(&name, RrType::A).await, None);
+    assert_within(began, Duration::from_secs(60), &agent.log());
+}
+
+// 5. Shutdown under failure
+
+#[tokio::test]
+async fn route53_refusing_connections_at_shutdown_gives_up_at_the_deadline() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    let config = world.config(
+        r#"
+        poll_interval = "1s"
+        shutdown_timeout = "3s"
+        backoff_base = "100ms"
+        backoff_cap = "1s"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{tag:Name}.{ZONE}"
+        "#,
+    );
+    let mut agent = world.spawn(&config);
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+
+    proxy.refuse(true);
+    let began = Instant::now();
+    agent.signal("TERM");
+    let code = agent.exit_code(EXIT).await;
+    let log = agent.log();
+    assert_eq!(code, Some(75), "{log}");
+    assert_within(began, Duration::from_secs(6), &log);
+    assert!(log.contains("left behind"), "{log}");
+    assert!(log.contains(&name), "names the record left behind: {log}");
+    assert!(
+        log.contains("will retry"),
+        "retried until the deadline: {log}"
+    );
+    proxy.refuse(false);
+    assert!(world.record(&name, RrType::A).await.is_some());
+}
+
+#[tokio::test]
+async fn throttling_at_shutdown_is_retried_within_the_deadline() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    let mut agent = world.spawn(&fast_config(&world, "", ""));
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+
+    proxy.inject(
+        Action::ChangeRecords,
+        &[Fault::Throttling, Fault::Throttling, Fault::ServerError],
+    );
+    let began = Instant::now();
+    agent.signal("TERM");
+    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    assert_within(began, Duration::from_secs(10), &agent.log());
+    assert_eq!(world.record(&name, RrType::A).await, None);
+    assert_eq!(proxy.count(Action::ChangeRecords), 1 + 4, "{}", agent.log());
+}
+
+#[tokio::test]
+async fn a_signal_during_an_inflight_change_lets_it_finish_then_deletes() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    proxy.inject(
+        Action::ChangeRecords,
+        &[Fault::Delay(Duration::from_secs(1))],
+    );
+    let config = fast_config(&world, "", "");
+    let began = Instant::now();
+    let mut agent = world.spawn(&config);
+    let deadline = Instant::now() + SOON;
+    while proxy.count(Action::ChangeRecords) == 0 {
+        assert!(Instant::now() < deadline, "{}", agent.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    agent.signal("TERM");
+    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    let log = agent.log();
+    let upserted = log.find("record written");
+    let deleted = log.find("record deleted");
+    assert!(
+        matches!((upserted, deleted), (Some(u), Some(d)) if u < d),
+        "written, then deleted: {log}"
+    );
+    assert_eq!(world.record(&name, RrType::A).await, None);
+    assert_within(began, Duration::from_secs(15), &log);
+}
+
+#[tokio::test]
+async fn route53_unreachable_at_boot_is_retried_without_spinning() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    proxy.refuse(true);
+    let began = Instant::now();
+    let mut agent = world.spawn(&fast_config(&world, "", ""));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(world.record(&name, RrType::A).await, None);
+    let retries = agent.log().matches("will retry").count();
+    // Backoff of at most 1 s with full jitter: a handful of attempts, not
+    // thousands.
+    assert!((1..=40).contains(&retries), "{retries}: {}", agent.log());
+
+    proxy.refuse(false);
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+    agent.signal("TERM");
+    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    world.wait_for(&agent, &name, RrType::A, SOON, absent).await;
+    assert_within(began, Duration::from_secs(30), &agent.log());
+}
+
+// 6. systemd readiness
+
+#[tokio::test]
+async fn systemd_hears_ready_after_registration_and_stopping_at_shutdown() {
+    let world = World::new().await;
+    let name = world.name("web-1");
+    let socket_path = world.dir.path().join("notify.sock");
+    let socket = tokio::net::UnixDatagram::bind(&socket_path).expect("binding the notify socket");
+    let (sender, mut messages) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let listener = tokio::spawn(async move {
+        let mut buffer = vec![0u8; 4096];
+        while let Ok(read) = socket.recv(&mut buffer).await {
+            let text = String::from_utf8_lossy(&buffer[..read]).into_owned();
+            if sender.send(text).is_err() {
+                return;
+            }
+        }
+    });
+    let socket_env = socket_path.to_string_lossy().into_owned();
+    let began = Instant::now();
+    let mut agent = world.spawn_with(
+        &["run", "--no-jitter"],
+        &fast_config(&world, "", ""),
+        &[("NOTIFY_SOCKET", &socket_env)],
+    );
+
+    let mut heard = Vec::new();
+    let ready = loop {
+        let message = tokio::time::timeout(SOON, messages.recv())
+            .await
+            .unwrap_or_else(|_| panic!("no READY=1 after {SOON:?}: {heard:?}\n{}", agent.log()))
+            .expect("the listener is running");
+        heard.push(message.clone());
+        if message.contains("READY=1") {
+            break message;
+        }
+    };
+    // Ready means registered.
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((60, vec!["10.0.0.10".to_string()])),
+        "{heard:?}"
+    );
+    assert!(ready.contains("STATUS=1 record(s) registered"), "{ready}");
+
+    agent.signal("TERM");
+    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    while let Ok(message) = messages.try_recv() {
+        heard.push(message);
+    }
+    assert!(heard.iter().any(|m| m.contains("STOPPING=1")), "{heard:?}");
+    assert_eq!(world.record(&name, RrType::A).await, None);
+    assert_within(began, Duration::from_secs(20), &agent.log());
+    listener.abort();
+}

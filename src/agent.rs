@@ -25,6 +25,7 @@ use crate::registrar::{DeleteOutcome, Expect, Registrar};
 use crate::retry::{Class, Classify, GaveUp};
 use crate::route53::{Route53, Route53Error};
 use crate::shutdown::Shutdown;
+use crate::state::State;
 
 /// Why the agent stopped, or could not do what it was asked.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +63,9 @@ pub struct SyncReport {
     pub complete: bool,
     /// The changes Route 53 accepted in this pass, with their zones.
     pub changes: Vec<(ZoneId, String)>,
+    /// Records found live with this instance's marker before this pass
+    /// wrote them: evidence of an earlier run on this instance.
+    pub already_ours: usize,
 }
 
 /// The agent's state between passes.
@@ -83,6 +87,7 @@ pub struct Agent {
     reported: BTreeMap<Slot, String>,
     instance_id: Option<String>,
     faults: faults::Faults,
+    state: State,
 }
 
 impl Agent {
@@ -90,6 +95,7 @@ impl Agent {
         Agent {
             needs: Needs::of(&config),
             faults: faults::Faults::new(faults::retry_for(&config)),
+            state: State::from_env(),
             config,
             metadata,
             route53,
@@ -191,6 +197,7 @@ impl Agent {
                     continue;
                 }
             };
+            report.already_ours += outcome.already_ours;
             if let Some(change_id) = &outcome.change_id {
                 report
                     .changes
@@ -497,11 +504,25 @@ impl Agent {
         match self.sync().await {
             Ok(report) => {
                 self.after_pass(&report).await;
+                // Decided once, at the first pass that planned every record.
+                // Only an instance that ran the agent before can have stale
+                // records: the state directory says so, or one of its
+                // records is still live with its marker. A fresh instance
+                // (a fleet boot) thus never lists the whole zone.
                 if *gc_pending && report.complete {
                     *gc_pending = false;
-                    match self.gc().await {
-                        Ok(removed) => debug!(removed = removed.len(), "garbage collection done"),
-                        Err(error) => warn!(error = %error, "garbage collection failed"),
+                    let instance_id = self.instance_id.clone().unwrap_or_default();
+                    let ran_before = self.state.ran_before(&instance_id);
+                    self.state.remember(&instance_id);
+                    if report.already_ours == 0 && !ran_before {
+                        debug!("no sign of an earlier run on this instance; nothing to collect");
+                    } else {
+                        match self.gc().await {
+                            Ok(removed) => {
+                                debug!(removed = removed.len(), "garbage collection done")
+                            }
+                            Err(error) => warn!(error = %error, "garbage collection failed"),
+                        }
                     }
                 }
             }

@@ -54,6 +54,9 @@ pub struct Config {
     pub owner_prefix: String,
     /// Whether `run` removes, after its first registration, records whose
     /// marker names this instance but that no configured record produces.
+    /// It does so only when that registration found records of an earlier
+    /// run (see `agent::Agent::step`), so a fresh instance never lists the
+    /// zone.
     pub gc_at_start: bool,
     /// The longest random delay before the first write.
     pub boot_jitter: Duration,

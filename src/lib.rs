@@ -16,6 +16,8 @@
 //!   the difference; and on [`shutdown`] deletes what it wrote.
 //! - [`retry`] decides which failures are tried again and how long to wait
 //!   first; [`notify`] tells systemd how far the agent has got.
+//! - [`state`] remembers, on this machine, which instance the agent last ran
+//!   on, so that only a restart pays for collecting stale records.
 //! - [`cli`] parses the command line and maps outcomes to exit codes.
 //! - [`iam`] builds the least-privilege IAM policy for a configuration, and
 //!   [`doctor`] checks, read-only, that this machine can run the agent.
@@ -34,4 +36,5 @@ pub mod registrar;
 pub mod retry;
 pub mod route53;
 pub mod shutdown;
+pub mod state;
 pub mod template;

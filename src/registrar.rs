@@ -27,6 +27,9 @@ pub struct BatchOutcome<T> {
     /// record would clash with what is live.
     pub refused: Vec<(T, String)>,
     pub change_id: Option<String>,
+    /// How many of the records were live already with this instance's
+    /// marker: left from an earlier run of the agent on this instance.
+    pub already_ours: usize,
 }
 
 /// What a safe delete found and did.
@@ -91,6 +94,7 @@ impl Registrar {
             written: Vec::new(),
             refused: Vec::new(),
             change_id: None,
+            already_ours: 0,
         };
         let Some((_, first, _)) = records.first() else {
             return Ok(outcome);
@@ -100,7 +104,8 @@ impl Registrar {
         let mut accepted = Vec::new();
         for (tag, record, previous) in records {
             match self.check(record, *previous, &sets).await? {
-                Ok(marker_name) => {
+                Ok((marker_name, ours)) => {
+                    outcome.already_ours += usize::from(ours);
                     markers.push(marker_name);
                     accepted.push((tag.clone(), *record));
                 }
@@ -129,13 +134,14 @@ impl Registrar {
         Ok(outcome)
     }
 
-    /// Whether `record` may be written; on yes, its marker's name.
+    /// Whether `record` may be written; on yes, its marker's name and
+    /// whether the live record was this instance's already.
     async fn check(
         &self,
         record: &DesiredRecord,
         previous: Option<&DesiredRecord>,
         sets: &[LiveSet],
-    ) -> Result<Result<DnsName, String>, Route53Error> {
+    ) -> Result<Result<(DnsName, bool), String>, Route53Error> {
         let marker_name = match owner::marker_name(&self.owner_prefix, record) {
             Ok(name) => name,
             Err(error) => return Ok(Err(format!("{record}: no name for its marker: {error}"))),
@@ -164,10 +170,11 @@ impl Registrar {
         };
         let owner = owner::owner(live, &marker_values, &self.instance_id, record);
         Ok(match owner::decide(&owner, record) {
-            Decision::Create | Decision::Update => Ok(marker_name),
+            Decision::Create => Ok((marker_name, false)),
+            Decision::Update => Ok((marker_name, true)),
             Decision::TakeOver { from } => {
                 warn!(record = %record, from = %from, "taking the record over");
-                Ok(marker_name)
+                Ok((marker_name, false))
             }
             Decision::Refuse(why) => Err(why),
         })

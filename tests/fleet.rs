@@ -434,3 +434,35 @@ async fn cname_and_ptr_records_carry_markers_too() {
         None
     );
 }
+
+#[tokio::test]
+async fn a_fresh_instance_makes_three_calls_and_never_lists_the_zone() {
+    use route53_agent_testkit::fault_proxy::Action;
+
+    let (world, proxy) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    // People's records fill the zone: a listing of it would take pages.
+    for index in 0..5 {
+        let other = world.name(&format!("other-{index}"));
+        upsert(
+            &world.r53,
+            &world.zone_id,
+            &other,
+            RrType::A,
+            60,
+            &["192.0.2.1"],
+        )
+        .await;
+    }
+    let mut agent = world.spawn(&world.simple_config());
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+    // Two more quiet polls: nothing else is sent.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(proxy.count(Action::GetHostedZone), 1, "{}", agent.log());
+    assert_eq!(proxy.count(Action::ListRecords), 1, "{}", agent.log());
+    assert_eq!(proxy.count(Action::ChangeRecords), 1, "{}", agent.log());
+    agent.signal("TERM");
+    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+}

@@ -126,10 +126,12 @@ impl World {
         for key in AGENT_ENV_REMOVE {
             command.env_remove(key);
         }
-        // Never talk to a systemd the test runner may run under.
+        // Never talk to a systemd the test runner may run under; keep the
+        // state of each world's instances in the world's own folder.
         command.env_remove("NOTIFY_SOCKET");
         command
             .envs(agent_env(&imds.endpoint(), &self.route53_endpoint))
+            .env("STATE_DIRECTORY", self.dir.path())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .kill_on_drop(true);

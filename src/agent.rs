@@ -88,6 +88,8 @@ pub struct Agent {
     instance_id: Option<String>,
     faults: faults::Faults,
     state: State,
+    /// Why the instance is out of service, while a lifecycle notice says so.
+    leaving: Option<String>,
 }
 
 impl Agent {
@@ -96,6 +98,7 @@ impl Agent {
             needs: Needs::of(&config),
             faults: faults::Faults::new(faults::retry_for(&config)),
             state: State::from_env(),
+            leaving: None,
             config,
             metadata,
             route53,
@@ -144,6 +147,14 @@ impl Agent {
     /// is still ours.
     pub async fn sync(&mut self) -> Result<SyncReport, AgentError> {
         let (facts, planned) = self.plan().await?;
+        if let Some(reason) = facts.leaving {
+            return Ok(self.leave(reason).await);
+        }
+        if let Some(reason) = self.leaving.take() {
+            info!(was = %reason, "the instance is back in service; registering again");
+            notify::status("back in service; registering again");
+            self.refused.clear();
+        }
         let registrar = self.registrar(&facts.instance_id);
         let mut report = SyncReport {
             complete: planned.iter().all(|(_, p)| matches!(p, Planned::Ready(_))),
@@ -230,6 +241,26 @@ impl Agent {
             self.retire(&registrar, &old).await;
         }
         Ok(report)
+    }
+
+    /// While a lifecycle notice says the instance is leaving service, its
+    /// records are deleted (before the platform takes it away) and none are
+    /// written. A delete that fails is tried again on the next poll.
+    async fn leave(&mut self, reason: String) -> SyncReport {
+        if self.leaving.as_ref() != Some(&reason) {
+            info!(%reason, "the instance is leaving service; deregistering early");
+            notify::status(&format!("leaving service ({reason}); records deregistered"));
+            self.leaving = Some(reason.clone());
+        }
+        if !self.written.is_empty()
+            && let Err(error) = self.deregister_written().await
+        {
+            warn!(error = %error, "early deregistration incomplete; trying again next poll");
+        }
+        SyncReport {
+            problems: vec![format!("not registering: {reason}")],
+            ..SyncReport::default()
+        }
     }
 
     /// Removes a record this process wrote under a name it no longer uses,

@@ -68,7 +68,31 @@ pub struct Config {
     /// only then).
     pub wait_insync: bool,
     pub drain: Drain,
+    /// Which lifecycle notices make the agent deregister before the
+    /// platform takes the instance away.
+    pub lifecycle: Lifecycle,
     pub records: Vec<RecordSpec>,
+}
+
+/// The `[lifecycle]` table: which notices from instance metadata deregister
+/// the agent early. Both are on unless turned off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Lifecycle {
+    /// `spot/instance-action`: a spot interruption, about two minutes ahead.
+    pub spot: bool,
+    /// `autoscaling/target-lifecycle-state` of Terminated, Standby, Detached
+    /// or Warmed:*; back to InService registers again.
+    pub autoscaling: bool,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle {
+            spot: true,
+            autoscaling: true,
+        }
+    }
 }
 
 /// What deregistration waits for after the deletes.
@@ -375,6 +399,8 @@ struct RawConfig {
     wait_insync: bool,
     #[serde(default)]
     drain: Drain,
+    #[serde(default)]
+    lifecycle: Lifecycle,
     #[serde(default, rename = "record")]
     records: Vec<RawRecord>,
 }
@@ -452,6 +478,7 @@ impl RawConfig {
             request_timeout: faults.request_timeout,
             wait_insync: faults.wait_insync,
             drain: faults.drain,
+            lifecycle: self.lifecycle,
             records,
         })
     }
@@ -776,6 +803,15 @@ mod tests {
         assert!(error.contains("needs a longer shutdown_timeout"), "{error}");
         let error = parse(&format!("backoff_base = \"0s\"\n{MINIMAL}")).unwrap_err();
         assert!(error.contains("backoff_base must be above zero"), "{error}");
+    }
+
+    #[test]
+    fn lifecycle_notices_are_on_unless_turned_off() {
+        assert_eq!(parse(MINIMAL).unwrap().lifecycle, Lifecycle::default());
+        let config = parse(&format!("[lifecycle]\nspot = false\n{MINIMAL}")).unwrap();
+        assert!(!config.lifecycle.spot && config.lifecycle.autoscaling);
+        let error = parse(&format!("[lifecycle]\nspots = false\n{MINIMAL}")).unwrap_err();
+        assert!(error.contains("unknown field `spots`"), "{error}");
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub struct InstanceFacts {
     /// The first of the names IMDS lists (it may list several).
     pub local_hostname: Option<DnsName>,
     pub public_hostname: Option<DnsName>,
+    /// Why the instance is leaving service, when a lifecycle notice says so
+    /// (a spot interruption, an Auto Scaling target state other than
+    /// InService).
+    pub leaving: Option<String>,
     /// `None` when instance metadata tags are not enabled, or not needed.
     pub tags: Option<BTreeMap<String, String>>,
 }
@@ -66,13 +70,21 @@ pub struct Needs {
     pub ipv6: bool,
     pub local_hostname: bool,
     pub public_hostname: bool,
+    /// Lifecycle notices to read: `spot/instance-action`,
+    /// `autoscaling/target-lifecycle-state`.
+    pub spot: bool,
+    pub autoscaling: bool,
     /// Tag keys used by name templates.
     pub tag_keys: Vec<String>,
 }
 
 impl Needs {
     pub fn of(config: &Config) -> Self {
-        let mut needs = Needs::default();
+        let mut needs = Needs {
+            spot: config.lifecycle.spot,
+            autoscaling: config.lifecycle.autoscaling,
+            ..Needs::default()
+        };
         for record in &config.records {
             match record.value {
                 ValueSource::LocalIpv4 => needs.local_ipv4 = true,
@@ -183,6 +195,14 @@ impl Metadata {
         } else {
             self.tags(&needs.tag_keys).await?
         };
+        let spot = match needs.spot {
+            true => self.optional("spot/instance-action").await?,
+            false => None,
+        };
+        let target_state = match needs.autoscaling {
+            true => self.optional("autoscaling/target-lifecycle-state").await?,
+            false => None,
+        };
 
         Ok(InstanceFacts {
             instance_id,
@@ -193,6 +213,7 @@ impl Metadata {
             ipv6,
             local_hostname,
             public_hostname,
+            leaving: leaving(spot.as_deref(), target_state.as_deref()),
             tags,
         })
     }
@@ -280,6 +301,33 @@ fn parse_address<A: FromStr>(path: &str, body: &str) -> Result<A, MetadataError>
     })
 }
 
+/// Reads the lifecycle notices: why the instance is leaving service, if it
+/// is. A spot notice is JSON (`{"action": "terminate", "time": "..."}`); one
+/// that does not parse is not believed, since deregistering on a garbled
+/// answer would take a healthy instance out of DNS. Auto Scaling's target
+/// states that mean "out of service" are Terminated, Standby, Detached and
+/// Warmed:* (a warm pool); InService, and states not known here, keep the
+/// records.
+pub fn leaving(spot: Option<&str>, target_state: Option<&str>) -> Option<String> {
+    if let Some(notice) = spot.and_then(spot_notice) {
+        return Some(notice);
+    }
+    let state = target_state?.trim();
+    let out_of_service =
+        matches!(state, "Terminated" | "Standby" | "Detached") || state.starts_with("Warmed:");
+    out_of_service.then(|| format!("Auto Scaling target lifecycle state is {state}"))
+}
+
+fn spot_notice(body: &str) -> Option<String> {
+    let notice: serde_json::Value = serde_json::from_str(body).ok()?;
+    let action = notice.get("action")?.as_str()?;
+    let time = notice
+        .get("time")
+        .and_then(|time| time.as_str())
+        .unwrap_or("soon");
+    Some(format!("spot interruption notice: {action} at {time}"))
+}
+
 /// A hostname body may list several names separated by spaces: the first is
 /// the instance's own.
 fn parse_hostname(path: &str, body: &str) -> Result<DnsName, MetadataError> {
@@ -348,6 +396,24 @@ mod tests {
         assert!(parse_address::<Ipv6Addr>("ipv6", "10.0.0.1").is_err());
         let v6: Ipv6Addr = parse_address("ipv6", "2001:db8::1").unwrap();
         assert_eq!(v6.to_string(), "2001:db8::1");
+    }
+
+    #[test]
+    fn lifecycle_notices_say_when_the_instance_leaves() {
+        assert_eq!(leaving(None, None), None);
+        assert_eq!(leaving(None, Some("InService")), None);
+        assert_eq!(leaving(None, Some("Pending:Wait")), None);
+        for state in ["Terminated", "Standby", "Detached", "Warmed:Stopped"] {
+            let why = leaving(None, Some(state)).unwrap();
+            assert!(why.contains(state), "{why}");
+        }
+        let notice = r#"{"action": "terminate", "time": "2026-12-03T20:10:00Z"}"#;
+        assert_eq!(
+            leaving(Some(notice), Some("InService")).as_deref(),
+            Some("spot interruption notice: terminate at 2026-12-03T20:10:00Z")
+        );
+        assert_eq!(leaving(Some("<html>oops</html>"), None), None);
+        assert_eq!(leaving(Some("{}"), None), None);
     }
 
     #[test]

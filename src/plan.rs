@@ -343,6 +343,7 @@ mod tests {
             ipv6: Some("2001:db8::10".parse::<Ipv6Addr>().unwrap()),
             local_hostname: Some(DnsName::parse("ip-10-0-0-10.ec2.internal").unwrap()),
             public_hostname: None,
+            leaving: None,
             tags: Some(BTreeMap::from([("Name".into(), "web-1".into())])),
         }
     }

@@ -132,7 +132,7 @@ impl Agent {
     /// Reads the facts and plans every record, writing nothing.
     pub async fn plan(&mut self) -> Result<(InstanceFacts, Vec<(Slot, Planned)>), AgentError> {
         let facts = self.metadata.read(&self.needs).await?;
-        self.instance_id = Some(facts.instance_id.clone());
+        self.instance_id = Some(facts.owner_id().to_string());
         let planned = plan::plan(&self.config, &facts, &self.zones);
         Ok((facts, planned))
     }
@@ -155,7 +155,7 @@ impl Agent {
             notify::status("back in service; registering again");
             self.refused.clear();
         }
-        let registrar = self.registrar(&facts.instance_id);
+        let registrar = self.registrar(facts.owner_id());
         let mut report = SyncReport {
             complete: planned.iter().all(|(_, p)| matches!(p, Planned::Ready(_))),
             ..SyncReport::default()
@@ -179,7 +179,7 @@ impl Agent {
             }
         }
         if changed.is_empty() {
-            debug!(instance_id = %facts.instance_id, "records up to date");
+            debug!(owner = %facts.owner_id(), "records up to date");
             return Ok(report);
         }
 
@@ -222,7 +222,7 @@ impl Agent {
             for slot in outcome.written {
                 let record = changed_record(&changed, slot).clone();
                 info!(
-                    instance_id = %facts.instance_id, zone_id = %record.zone_id,
+                    owner = %facts.owner_id(), zone_id = %record.zone_id,
                     record = %record, values = %record.values.join(" "), ttl = record.ttl,
                     change_id = outcome.change_id.as_deref().unwrap_or_default(),
                     "record written"
@@ -345,7 +345,7 @@ impl Agent {
     /// marker names this instance: the one-shot `deregister`.
     pub async fn deregister_planned(&mut self) -> Result<(), AgentError> {
         let (facts, planned) = self.plan().await?;
-        let registrar = self.registrar(&facts.instance_id);
+        let registrar = self.registrar(facts.owner_id());
         let mut problems = Vec::new();
         for (_, entry) in planned {
             match entry {
@@ -407,10 +407,7 @@ impl Agent {
             });
         }
         let zones = self.zones.values().map(|zone| zone.id.clone()).collect();
-        let removed = self
-            .registrar(&facts.instance_id)
-            .gc(&zones, &wanted)
-            .await?;
+        let removed = self.registrar(facts.owner_id()).gc(&zones, &wanted).await?;
         Ok(removed)
     }
 

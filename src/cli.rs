@@ -255,10 +255,7 @@ async fn register(agent: &mut Agent, args: RegisterArgs) -> Result<(), AgentErro
 async fn print_plan(agent: &mut Agent) -> Result<(), AgentError> {
     agent.resolve_zones().await?;
     let (facts, planned) = agent.plan().await?;
-    println!(
-        "instance {} in {} ({})",
-        facts.instance_id, facts.az, facts.region
-    );
+    println!("{}", facts.describe());
     let mut failed = Vec::new();
     for (_, entry) in planned {
         match entry {

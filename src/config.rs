@@ -175,6 +175,8 @@ pub enum ValueSource {
     Ipv6,
     LocalHostname,
     PublicHostname,
+    /// The ECS task's own address in `awsvpc` mode.
+    TaskIpv4,
 }
 
 /// Why the configuration cannot be used.
@@ -358,12 +360,15 @@ impl ValueSource {
             ValueSource::Ipv6 => "ipv6",
             ValueSource::LocalHostname => "local-hostname",
             ValueSource::PublicHostname => "public-hostname",
+            ValueSource::TaskIpv4 => "task-ipv4",
         }
     }
 
     fn fits(self, record_type: RecordType) -> bool {
         match self {
-            ValueSource::LocalIpv4 | ValueSource::PublicIpv4 => record_type == RecordType::A,
+            ValueSource::LocalIpv4 | ValueSource::PublicIpv4 | ValueSource::TaskIpv4 => {
+                record_type == RecordType::A
+            }
             ValueSource::Ipv6 => record_type == RecordType::Aaaa,
             ValueSource::LocalHostname | ValueSource::PublicHostname => {
                 record_type == RecordType::Cname

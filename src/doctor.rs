@@ -137,14 +137,14 @@ async fn check_metadata(needs: &Needs, report: &mut Report) -> Option<InstanceFa
     let read = bounded(async { metadata.read(needs).await.map_err(|e| e.to_string()) }).await;
     match read {
         Ok(facts) => {
-            report.add(
-                Status::Ok,
-                "imds",
-                format!(
-                    "IMDSv2 answers: instance {} in {} ({})",
-                    facts.instance_id, facts.az, facts.region
+            let explanation = match needs.imds {
+                true => format!("IMDSv2 answers: {}", facts.describe()),
+                false => format!(
+                    "not needed: only ECS task values are used ({})",
+                    facts.describe()
                 ),
-            );
+            };
+            report.add(Status::Ok, "imds", explanation);
             Some(facts)
         }
         Err(why) => {

@@ -5,7 +5,8 @@
 //!
 //! - [`config`] reads the TOML file and checks it before anything else runs.
 //! - [`metadata`] reads the instance's facts from IMDSv2 (identity,
-//!   addresses, tags) and refuses bodies that are not what they claim to be.
+//!   addresses, tags, lifecycle notices) and, for an ECS task, from [`ecs`];
+//!   it refuses bodies that are not what they claim to be.
 //! - [`plan`] is pure: configuration + facts + zone names → the records that
 //!   should exist. [`template`] and [`dns`] render and check their names.
 //! - [`owner`] is pure too: the ownership marker beside each record, and
@@ -27,6 +28,7 @@ pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod doctor;
+pub mod ecs;
 pub mod iam;
 pub mod metadata;
 pub mod notify;

@@ -20,6 +20,7 @@ use aws_config::imds::client::error::ImdsError;
 
 use crate::config::{Config, ValueSource};
 use crate::dns::DnsName;
+use crate::ecs::{EcsError, TaskFacts, TaskMetadata};
 use crate::template::FieldValues;
 
 /// How much of an unexpected body an error may quote.
@@ -28,6 +29,8 @@ const BODY_EXCERPT_LEN: usize = 60;
 /// The facts the records are made from, read in one pass.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InstanceFacts {
+    /// Empty, like `region` and `az`, when the configuration needs nothing
+    /// from instance metadata (an ECS task using only task values).
     pub instance_id: String,
     pub region: String,
     pub az: String,
@@ -44,6 +47,40 @@ pub struct InstanceFacts {
     pub leaving: Option<String>,
     /// `None` when instance metadata tags are not enabled, or not needed.
     pub tags: Option<BTreeMap<String, String>>,
+    /// The ECS task, when the configuration uses task values.
+    pub task: Option<TaskFacts>,
+}
+
+impl InstanceFacts {
+    /// Where the facts come from, for people: the instance, and the task.
+    pub fn describe(&self) -> String {
+        let task = self
+            .task
+            .as_ref()
+            .map(|task| format!("ECS task {} in cluster {}", task.task_id, task.cluster));
+        let instance = (!self.instance_id.is_empty()).then(|| {
+            format!(
+                "instance {} in {} ({})",
+                self.instance_id, self.az, self.region
+            )
+        });
+        match (instance, task) {
+            (Some(instance), Some(task)) => format!("{task} on {instance}"),
+            (Some(instance), None) => instance,
+            (None, Some(task)) => task,
+            (None, None) => "nothing (no value needs instance or task metadata)".into(),
+        }
+    }
+
+    /// Who owns the records this agent writes, as its markers say: the ECS
+    /// task when the agent serves a task (several tasks share one
+    /// instance), the instance otherwise.
+    pub fn owner_id(&self) -> &str {
+        match &self.task {
+            Some(task) => &task.task_id,
+            None => &self.instance_id,
+        }
+    }
 }
 
 impl FieldValues for InstanceFacts {
@@ -59,12 +96,21 @@ impl FieldValues for InstanceFacts {
     fn tags(&self) -> Option<&BTreeMap<String, String>> {
         self.tags.as_ref()
     }
+    fn task(&self) -> Option<(&str, &str)> {
+        self.task
+            .as_ref()
+            .map(|task| (task.task_id.as_str(), task.cluster.as_str()))
+    }
 }
 
 /// Which optional paths the configuration uses. Reading only those keeps each
 /// poll to a handful of requests.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Needs {
+    /// Whether anything comes from instance metadata at all.
+    pub imds: bool,
+    /// Whether anything comes from the ECS task metadata endpoint.
+    pub task: bool,
     pub local_ipv4: bool,
     pub public_ipv4: bool,
     pub ipv6: bool,
@@ -87,6 +133,7 @@ impl Needs {
         };
         for record in &config.records {
             match record.value {
+                ValueSource::TaskIpv4 => needs.task = true,
                 ValueSource::LocalIpv4 => needs.local_ipv4 = true,
                 ValueSource::PublicIpv4 => needs.public_ipv4 = true,
                 ValueSource::Ipv6 => needs.ipv6 = true,
@@ -98,11 +145,34 @@ impl Needs {
                 .set_identifier()
                 .into_iter()
                 .flat_map(|template| template.tag_keys());
+            let set_identifier_fields = record
+                .routing
+                .set_identifier()
+                .into_iter()
+                .flat_map(|template| template.fields());
+            for field in record.name.fields().chain(set_identifier_fields) {
+                match field.is_task() {
+                    true => needs.task = true,
+                    false => needs.imds = true,
+                }
+            }
             for key in record.name.tag_keys().chain(set_identifier_keys) {
                 if !needs.tag_keys.iter().any(|known| known == key) {
                     needs.tag_keys.push(key.to_string());
                 }
             }
+        }
+        needs.imds |= needs.local_ipv4
+            || needs.public_ipv4
+            || needs.ipv6
+            || needs.local_hostname
+            || needs.public_hostname;
+        // Lifecycle notices are the instance's; a task sidecar that needs
+        // nothing else from IMDS (which ECS may block for awsvpc tasks)
+        // learns that it is stopping from its SIGTERM instead.
+        if !needs.imds {
+            needs.spot = false;
+            needs.autoscaling = false;
         }
         needs
     }
@@ -111,6 +181,8 @@ impl Needs {
 /// Why the metadata could not be read, or could not be believed.
 #[derive(Debug, thiserror::Error)]
 pub enum MetadataError {
+    #[error(transparent)]
+    Task(#[from] EcsError),
     #[error("cannot read {path} from the instance metadata service: {detail}")]
     Fetch {
         path: String,
@@ -149,6 +221,7 @@ impl MetadataError {
 #[derive(Clone, Debug)]
 pub struct Metadata {
     client: aws_config::imds::Client,
+    task: TaskMetadata,
 }
 
 impl Metadata {
@@ -157,6 +230,7 @@ impl Metadata {
     pub fn from_env() -> Self {
         Metadata {
             client: aws_config::imds::Client::builder().build(),
+            task: TaskMetadata::from_env(),
         }
     }
 
@@ -174,6 +248,25 @@ impl Metadata {
     }
 
     async fn read_once(&self, needs: &Needs) -> Result<InstanceFacts, MetadataError> {
+        let task = match needs.task {
+            true => Some(self.task.read().await?),
+            false => None,
+        };
+        if !needs.imds {
+            return Ok(InstanceFacts {
+                instance_id: String::new(),
+                region: String::new(),
+                az: String::new(),
+                local_ipv4: None,
+                public_ipv4: None,
+                ipv6: None,
+                local_hostname: None,
+                public_hostname: None,
+                leaving: None,
+                tags: None,
+                task,
+            });
+        }
         let instance_id = self.required("instance-id").await?;
         check_plain(&instance_id, "instance-id", "instance id")?;
         let region = self.required("placement/region").await?;
@@ -215,6 +308,7 @@ impl Metadata {
             public_hostname,
             leaving: leaving(spot.as_deref(), target_state.as_deref()),
             tags,
+            task,
         })
     }
 
@@ -453,5 +547,18 @@ mod tests {
         let needs = Needs::of(&config);
         assert!(needs.public_ipv4 && needs.ipv6 && !needs.local_ipv4);
         assert_eq!(needs.tag_keys, ["Name", "Env"]);
+        assert!(needs.imds && !needs.task && needs.spot);
+
+        let task_only = Config::from_toml(
+            r#"
+            [[record]]
+            zone_id = "ZA"
+            name = "{task_id}.{cluster}.example.com"
+            value = "task-ipv4"
+            "#,
+        )
+        .unwrap();
+        let needs = Needs::of(&task_only);
+        assert!(needs.task && !needs.imds && !needs.spot && !needs.autoscaling);
     }
 }

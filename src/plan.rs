@@ -122,6 +122,8 @@ pub enum PlanError {
         zone_id: ZoneId,
         zone: DnsName,
     },
+    #[error("record `{template}`: {detail}")]
+    Value { template: String, detail: String },
     #[error("record `{template}` renders to {record}, which record[{other}] also writes")]
     Clash {
         template: String,
@@ -226,6 +228,15 @@ fn plan_one(spec: &RecordSpec, facts: &InstanceFacts, zones: &Zones) -> Planned 
     if !name.is_within(&zone.name) {
         return Planned::Failed(outside(spec, name, zone));
     }
+    if let Some(mode) = task_network_mode(spec.value, facts) {
+        return Planned::Failed(PlanError::Value {
+            template: spec.name.to_string(),
+            detail: format!(
+                "value task-ipv4 needs a task in awsvpc network mode, and this one uses {mode}: \
+                 its address is the instance's (use local-ipv4)"
+            ),
+        });
+    }
     let Some(value) = value_of(spec.value, facts) else {
         return Planned::Waiting(format!("the instance has no {} yet", spec.value));
     };
@@ -280,6 +291,12 @@ fn policy(routing: &Routing) -> Policy {
     }
 }
 
+/// The network mode of a task that cannot give `task-ipv4`, if so.
+fn task_network_mode(source: ValueSource, facts: &InstanceFacts) -> Option<&str> {
+    let mode = facts.task.as_ref()?.network_mode.as_deref()?;
+    (source == ValueSource::TaskIpv4 && mode != "awsvpc").then_some(mode)
+}
+
 fn value_of(source: ValueSource, facts: &InstanceFacts) -> Option<String> {
     match source {
         ValueSource::LocalIpv4 => facts.local_ipv4.map(|ip| ip.to_string()),
@@ -287,6 +304,11 @@ fn value_of(source: ValueSource, facts: &InstanceFacts) -> Option<String> {
         ValueSource::Ipv6 => facts.ipv6.map(|ip| ip.to_string()),
         ValueSource::LocalHostname => facts.local_hostname.as_ref().map(ToString::to_string),
         ValueSource::PublicHostname => facts.public_hostname.as_ref().map(ToString::to_string),
+        ValueSource::TaskIpv4 => facts
+            .task
+            .as_ref()
+            .and_then(|task| task.ipv4)
+            .map(|ip| ip.to_string()),
     }
 }
 
@@ -345,6 +367,7 @@ mod tests {
             public_hostname: None,
             leaving: None,
             tags: Some(BTreeMap::from([("Name".into(), "web-1".into())])),
+            task: None,
         }
     }
 
@@ -591,6 +614,41 @@ mod tests {
             planned[1].1,
             Planned::Failed(PlanError::OutsideZone { .. })
         ));
+    }
+
+    #[test]
+    fn task_records_take_the_tasks_address_in_awsvpc_mode_only() {
+        let config = config(
+            r#"
+            [[record]]
+            zone_id = "ZA"
+            name = "{task_id}.{cluster}.example.com"
+            value = "task-ipv4"
+            "#,
+        );
+        let mut facts = facts();
+        facts.task = Some(crate::ecs::TaskFacts {
+            task_id: "158d1c8083dd49d6b527399fd6414f5c".into(),
+            cluster: "web".into(),
+            ipv4: Some(Ipv4Addr::new(10, 0, 2, 106)),
+            network_mode: Some("awsvpc".into()),
+        });
+        let planned = plan(&config, &facts, &zones());
+        let record = ready(&planned, 0);
+        assert_eq!(
+            record.name.as_str(),
+            "158d1c8083dd49d6b527399fd6414f5c.web.example.com."
+        );
+        assert_eq!(record.values, ["10.0.2.106"]);
+        assert_eq!(facts.owner_id(), "158d1c8083dd49d6b527399fd6414f5c");
+
+        if let Some(task) = facts.task.as_mut() {
+            task.network_mode = Some("bridge".into());
+        }
+        let planned = plan(&config, &facts, &zones());
+        assert!(
+            matches!(&planned[0].1, Planned::Failed(PlanError::Value { detail, .. }) if detail.contains("awsvpc"))
+        );
     }
 
     #[test]

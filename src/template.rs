@@ -18,6 +18,17 @@ pub enum Field {
     Az,
     /// An instance tag, read from `tags/instance/KEY` in the metadata.
     Tag(String),
+    /// The ECS task's id and its cluster's name, from the task metadata.
+    TaskId,
+    Cluster,
+}
+
+impl Field {
+    /// True for the fields that come from the ECS task metadata endpoint;
+    /// all others come from instance metadata.
+    pub fn is_task(&self) -> bool {
+        matches!(self, Field::TaskId | Field::Cluster)
+    }
 }
 
 /// A piece of a template: fixed text, or a field filled per instance.
@@ -43,7 +54,8 @@ pub enum TemplateError {
     StrayClose { template: String },
     #[error(
         "`{template}` uses unknown field `{{{field}}}`; \
-         known fields are {{instance_id}}, {{region}}, {{az}} and {{tag:KEY}}"
+         known fields are {{instance_id}}, {{region}}, {{az}}, {{tag:KEY}}, {{task_id}} and \
+         {{cluster}}"
     )]
     UnknownField { template: String, field: String },
     #[error(
@@ -68,6 +80,10 @@ pub trait FieldValues {
     fn az(&self) -> &str;
     /// `None` when instance metadata tags are not enabled on the instance.
     fn tags(&self) -> Option<&BTreeMap<String, String>>;
+    /// The ECS task's id and cluster; `None` outside ECS.
+    fn task(&self) -> Option<(&str, &str)> {
+        None
+    }
 }
 
 /// Why a template could not be rendered for this instance.
@@ -98,6 +114,8 @@ pub enum RenderError {
     },
     #[error("the rendered name is not valid: {0}")]
     Name(#[from] NameError),
+    #[error("{{{field}}} needs the ECS task metadata, which was not read")]
+    NoTask { field: &'static str },
     #[error("`{template}` renders to {value:?}, which cannot be one DNS label: {source}")]
     NotALabel {
         template: String,
@@ -136,6 +154,11 @@ impl NameTemplate {
     /// The tag keys this template reads.
     pub fn tag_keys(&self) -> impl Iterator<Item = &str> {
         tag_keys(&self.parts)
+    }
+
+    /// The fields this template reads.
+    pub fn fields(&self) -> impl Iterator<Item = &Field> {
+        fields(&self.parts)
     }
 
     /// Renders the name with placeholder field values. Every field value is one
@@ -196,6 +219,10 @@ impl LabelTemplate {
         tag_keys(&self.parts)
     }
 
+    pub fn fields(&self) -> impl Iterator<Item = &Field> {
+        fields(&self.parts)
+    }
+
     pub fn render(&self, values: &impl FieldValues) -> Result<String, RenderError> {
         let value = fill(&self.parts, values)?;
         dns::check_hostname_label(&value).map_err(|source| RenderError::NotALabel {
@@ -223,6 +250,13 @@ fn fill(parts: &[Part], values: &impl FieldValues) -> Result<String, RenderError
         }
     }
     Ok(text)
+}
+
+fn fields(parts: &[Part]) -> impl Iterator<Item = &Field> {
+    parts.iter().filter_map(|part| match part {
+        Part::Field(field) => Some(field),
+        Part::Literal(_) => None,
+    })
 }
 
 fn tag_keys(parts: &[Part]) -> impl Iterator<Item = &str> {
@@ -259,6 +293,18 @@ fn field_value(field: &Field, values: &impl FieldValues) -> Result<String, Rende
         Field::Region => ("region", values.region()),
         Field::Az => ("availability zone", values.az()),
         Field::Tag(key) => return tag_value(key, values),
+        Field::TaskId => {
+            let task = values
+                .task()
+                .ok_or(RenderError::NoTask { field: "task_id" })?;
+            ("task id", task.0)
+        }
+        Field::Cluster => {
+            let task = values
+                .task()
+                .ok_or(RenderError::NoTask { field: "cluster" })?;
+            ("cluster", task.1)
+        }
     };
     dns::check_hostname_label(value).map_err(|source| RenderError::FieldNotALabel {
         field: name,
@@ -321,6 +367,8 @@ fn parse_field(template: &str, inner: &str) -> Result<Field, TemplateError> {
         "instance_id" => Ok(Field::InstanceId),
         "region" => Ok(Field::Region),
         "az" => Ok(Field::Az),
+        "task_id" => Ok(Field::TaskId),
+        "cluster" => Ok(Field::Cluster),
         _ => match inner.strip_prefix("tag:") {
             Some(key) if key.is_empty() || key.contains(['/', ' ', '{']) => {
                 Err(TemplateError::BadTagKey {
@@ -452,6 +500,16 @@ mod tests {
             message.contains("--instance-metadata-tags enabled"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn task_fields_need_the_task_metadata() {
+        let template = NameTemplate::parse("{task_id}.{cluster}.example.com").unwrap();
+        assert_eq!(
+            template.render(&with_tags(&[])),
+            Err(RenderError::NoTask { field: "task_id" })
+        );
+        assert!(template.fields().all(Field::is_task));
     }
 
     #[test]

@@ -129,6 +129,7 @@ impl World {
         // Never talk to a systemd the test runner may run under; keep the
         // state of each world's instances in the world's own folder.
         command.env_remove("NOTIFY_SOCKET");
+        command.env_remove("ECS_CONTAINER_METADATA_URI_V4");
         command
             .envs(agent_env(&imds.endpoint(), &self.route53_endpoint))
             .env("STATE_DIRECTORY", self.dir.path())
@@ -152,6 +153,14 @@ impl World {
     pub async fn once_with(&self, args: &[&str], config: &Path) -> Finished {
         self.finish(self.exact_command(args, config, &self.imds))
             .await
+    }
+
+    /// Runs a one-shot command with exactly these arguments and extra
+    /// environment.
+    pub async fn once_env(&self, args: &[&str], config: &Path, env: &[(&str, &str)]) -> Finished {
+        let mut command = self.exact_command(args, config, &self.imds);
+        command.envs(env.iter().copied());
+        self.finish(command).await
     }
 
     async fn finish(&self, mut command: Command) -> Finished {

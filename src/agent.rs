@@ -507,56 +507,56 @@ pub async fn run(mut agent: Agent, mut shutdown: Shutdown) -> Result<(), AgentEr
 }
 
 impl Agent {
-    /// One step of the daemon: until the zones are found, look them up;
-    /// then one pass, followed by the start-up garbage collection once every
-    /// record can be planned. Returns whether the zones are found. Errors
-    /// are returned only when no retry can help.
+    /// One step of the daemon: until the zones are found, look them up (and
+    /// wait out the boot jitter once they are); then one pass. Returns
+    /// whether the zones are found. Errors are returned only when no retry
+    /// can help.
     async fn step(&mut self, started: bool, gc_pending: &mut bool) -> Result<bool, AgentError> {
         if !started {
-            return match self.resolve_zones().await {
-                Ok(()) => {
-                    if !self.wait_boot_jitter().await {
-                        return Ok(true);
-                    }
-                    info!(records = self.config.records.len(), "agent running");
-                    Box::pin(self.step(true, gc_pending)).await
-                }
-                Err(AgentError::Interrupted) => Ok(false),
-                Err(error) if is_final(&error) => Err(error),
+            match self.resolve_zones().await {
+                Ok(()) => {}
+                Err(AgentError::Interrupted) => return Ok(false),
+                Err(error) if is_final(&error) => return Err(error),
                 Err(error) => {
                     warn!(error = %error, "cannot look up hosted zones yet; retrying");
-                    Ok(false)
+                    return Ok(false);
                 }
-            };
+            }
+            if !self.wait_boot_jitter().await {
+                return Ok(true);
+            }
+            info!(records = self.config.records.len(), "agent running");
         }
         match self.sync().await {
             Ok(report) => {
                 self.after_pass(&report).await;
-                // Decided once, at the first pass that planned every record.
-                // Only an instance that ran the agent before can have stale
-                // records: the state directory says so, or one of its
-                // records is still live with its marker. A fresh instance
-                // (a fleet boot) thus never lists the whole zone.
                 if *gc_pending && report.complete {
                     *gc_pending = false;
-                    let instance_id = self.instance_id.clone().unwrap_or_default();
-                    let ran_before = self.state.ran_before(&instance_id);
-                    self.state.remember(&instance_id);
-                    if report.already_ours == 0 && !ran_before {
-                        debug!("no sign of an earlier run on this instance; nothing to collect");
-                    } else {
-                        match self.gc().await {
-                            Ok(removed) => {
-                                debug!(removed = removed.len(), "garbage collection done")
-                            }
-                            Err(error) => warn!(error = %error, "garbage collection failed"),
-                        }
-                    }
+                    self.collect_at_start(&report).await;
                 }
             }
             Err(error) => warn!(error = %error, "pass failed; keeping the records as they are"),
         }
         Ok(true)
+    }
+
+    /// The start-up garbage collection, decided once, after the first pass
+    /// that planned every record. Only an instance that ran the agent before
+    /// can have stale records: the state directory says so, or one of its
+    /// records was still live with its marker. A fresh instance (a fleet
+    /// boot) thus never lists the whole zone.
+    async fn collect_at_start(&mut self, first: &SyncReport) {
+        let owner = self.instance_id.clone().unwrap_or_default();
+        let ran_before = self.state.ran_before(&owner);
+        self.state.remember(&owner);
+        if first.already_ours == 0 && !ran_before {
+            debug!("no sign of an earlier run on this instance; nothing to collect");
+            return;
+        }
+        match self.gc().await {
+            Ok(removed) => debug!(removed = removed.len(), "garbage collection done"),
+            Err(error) => warn!(error = %error, "garbage collection failed"),
+        }
     }
 }
 

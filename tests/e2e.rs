@@ -23,8 +23,7 @@ async fn boot_registers_then_sigterm_deletes_and_exits_0() {
     world
         .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
         .await;
-    agent.signal("TERM");
-    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    agent.stop().await;
     assert_eq!(
         world.record(&name, RrType::A).await,
         None,
@@ -77,8 +76,7 @@ async fn an_address_change_is_followed_and_nothing_is_rewritten_meanwhile() {
         agent.log()
     );
 
-    agent.signal("TERM");
-    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    agent.stop().await;
     assert_eq!(world.record(&name, RrType::A).await, None);
 }
 
@@ -102,8 +100,7 @@ async fn a_value_changed_by_someone_else_survives_shutdown() {
         &["192.0.2.99"],
     )
     .await;
-    agent.signal("TERM");
-    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    agent.stop().await;
     assert_eq!(
         world.record(&name, RrType::A).await,
         Some((60, vec!["192.0.2.99".to_string()]))
@@ -134,8 +131,7 @@ async fn a_record_already_deleted_counts_as_deleted() {
     )
     .await
     .expect("deleting the record as someone else");
-    agent.signal("TERM");
-    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    agent.stop().await;
     assert!(
         agent.log().contains("record already gone"),
         "{}",
@@ -231,8 +227,7 @@ async fn a_garbage_address_is_never_published() {
         world.record(&name, RrType::A).await,
         Some((60, vec!["10.0.0.10".to_string()]))
     );
-    agent.signal("TERM");
-    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    agent.stop().await;
 }
 
 #[tokio::test]
@@ -295,8 +290,7 @@ async fn a_public_address_that_appears_later_is_registered() {
     world
         .wait_for(&agent, &name, RrType::A, SOON, holds(300, &["203.0.113.7"]))
         .await;
-    agent.signal("TERM");
-    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    agent.stop().await;
     assert_eq!(world.record(&name, RrType::A).await, None);
 }
 
@@ -414,8 +408,7 @@ async fn a_tag_rename_moves_the_record() {
         .wait_for(&agent, &world.name("web-1"), RrType::A, SOON, absent)
         .await;
 
-    agent.signal("TERM");
-    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    agent.stop().await;
     assert_eq!(world.record(&world.name("web-2"), RrType::A).await, None);
 }
 

@@ -12,7 +12,6 @@ use axum::routing::get;
 use common::{World, holds};
 
 const SOON: Duration = Duration::from_secs(15);
-const EXIT: Duration = Duration::from_secs(15);
 const TASK_ID: &str = "158d1c8083dd49d6b527399fd6414f5c";
 
 /// A stand-in for the ECS task metadata endpoint, serving `/task`.
@@ -62,8 +61,7 @@ async fn a_task_sidecar_publishes_the_tasks_address_without_imds() {
             "\"heritage=route53-agent,instance={TASK_ID},type=A\""
         )]
     );
-    agent.signal("TERM");
-    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    agent.stop().await;
     assert_eq!(world.record(&name, RrType::A).await, None);
     assert_eq!(
         world.imds.token_requests() + world.imds.get_requests(),

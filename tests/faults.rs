@@ -141,8 +141,7 @@ async fn a_final_refusal_names_the_record_and_is_retried_only_when_it_changes() 
     }
     assert_eq!(proxy.count(Action::ChangeRecords), 4, "{}", agent.log());
 
-    agent.signal("TERM");
-    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    agent.stop().await;
     assert_eq!(world.record(&web, RrType::A).await, None);
     assert_eq!(world.record(&denied, RrType::A).await, None);
     assert_within(began, Duration::from_secs(40), &agent.log());
@@ -211,8 +210,7 @@ async fn drain_ttl_waits_for_insync_then_the_ttl_inside_the_deadline() {
     let polls_before = proxy.count(Action::GetChange);
 
     let began = Instant::now();
-    agent.signal("TERM");
-    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    agent.stop().await;
     let took = began.elapsed();
     let log = agent.log();
     assert!(
@@ -293,8 +291,7 @@ async fn an_imds_outage_keeps_the_records_and_an_expired_token_is_replaced() {
         .await;
     assert!(world.imds.token_requests() > tokens_before);
 
-    agent.signal("TERM");
-    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    agent.stop().await;
     assert_eq!(world.record(&name, RrType::A).await, None);
     assert_within(began, Duration::from_secs(60), &agent.log());
 }
@@ -352,8 +349,7 @@ async fn throttling_at_shutdown_is_retried_within_the_deadline() {
         &[Fault::Throttling, Fault::Throttling, Fault::ServerError],
     );
     let began = Instant::now();
-    agent.signal("TERM");
-    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    agent.stop().await;
     assert_within(began, Duration::from_secs(10), &agent.log());
     assert_eq!(world.record(&name, RrType::A).await, None);
     assert_eq!(proxy.count(Action::ChangeRecords), 1 + 4, "{}", agent.log());
@@ -376,8 +372,7 @@ async fn a_signal_during_an_inflight_change_lets_it_finish_then_deletes() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    agent.signal("TERM");
-    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    agent.stop().await;
     let log = agent.log();
     let upserted = log.find("record written");
     let deleted = log.find("record deleted");
@@ -407,8 +402,7 @@ async fn route53_unreachable_at_boot_is_retried_without_spinning() {
     world
         .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
         .await;
-    agent.signal("TERM");
-    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    agent.stop().await;
     world.wait_for(&agent, &name, RrType::A, SOON, absent).await;
     assert_within(began, Duration::from_secs(30), &agent.log());
 }
@@ -458,8 +452,7 @@ async fn systemd_hears_ready_after_registration_and_stopping_at_shutdown() {
     );
     assert!(ready.contains("STATUS=1 record(s) registered"), "{ready}");
 
-    agent.signal("TERM");
-    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    agent.stop().await;
     while let Ok(message) = messages.try_recv() {
         heard.push(message);
     }

@@ -29,8 +29,7 @@ async fn each_record_has_a_marker_written_and_deleted_with_it() {
         .await;
     assert_eq!(world.marker(&marker).await, [marker_of(FIRST, "A")]);
 
-    agent.signal("TERM");
-    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    agent.stop().await;
     assert_eq!(world.record(&name, RrType::A).await, None);
     assert!(world.marker(&marker).await.is_empty(), "{}", agent.log());
 }
@@ -83,8 +82,7 @@ async fn a_second_instance_refuses_a_taken_name_or_takes_it_over() {
 
     // The old instance shuts down after the new one took its name: the new
     // record and its marker stay.
-    first.signal("TERM");
-    assert_eq!(first.exit_code(EXIT).await, Some(0), "{}", first.log());
+    first.stop().await;
     assert_eq!(
         world.record(&name, RrType::A).await,
         Some((60, vec!["10.0.0.20".to_string()]))
@@ -142,8 +140,7 @@ async fn a_fleet_shares_a_multivalue_name_and_one_leaving_keeps_the_others() {
     );
 
     let (mut leaving, _) = agents.remove(1);
-    leaving.signal("TERM");
-    assert_eq!(leaving.exit_code(EXIT).await, Some(0), "{}", leaving.log());
+    leaving.stop().await;
     let sets = world.sets(&name, RrType::A).await;
     assert_eq!(
         sets,
@@ -159,8 +156,7 @@ async fn a_fleet_shares_a_multivalue_name_and_one_leaving_keeps_the_others() {
         ]
     );
     for (agent, _) in &mut agents {
-        agent.signal("TERM");
-        assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+        agent.stop().await;
     }
     assert!(world.sets(&name, RrType::A).await.is_empty());
 }
@@ -202,8 +198,7 @@ async fn a_persons_record_is_left_untouched_while_other_records_are_served() {
         1
     );
 
-    agent.signal("TERM");
-    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    agent.stop().await;
     assert_eq!(world.record(&free, RrType::A).await, None);
     assert_eq!(
         world.record(&taken, RrType::A).await,
@@ -266,8 +261,7 @@ async fn a_restart_after_a_hard_stop_replaces_its_own_stale_record() {
     world
         .wait_for(&again, &name, RrType::A, SOON, holds(60, &["10.0.0.77"]))
         .await;
-    again.signal("TERM");
-    assert_eq!(again.exit_code(EXIT).await, Some(0), "{}", again.log());
+    again.stop().await;
     assert_eq!(world.record(&name, RrType::A).await, None);
 }
 
@@ -298,8 +292,7 @@ async fn records_of_this_instance_that_are_no_longer_configured_are_collected() 
             .await
             .is_empty()
     );
-    again.signal("TERM");
-    assert_eq!(again.exit_code(EXIT).await, Some(0), "{}", again.log());
+    again.stop().await;
 
     // The same with the gc command, and a person's record nearby untouched.
     let registered = world.once("register", &world.simple_config()).await;
@@ -375,8 +368,7 @@ async fn a_wildcard_name_is_written_and_found_again() {
     world
         .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
         .await;
-    agent.signal("TERM");
-    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    agent.stop().await;
     assert_eq!(
         world.record(&name, RrType::A).await,
         None,
@@ -425,8 +417,7 @@ async fn cname_and_ptr_records_carry_markers_too() {
     );
     assert_eq!(ptr, Some((60, vec![format!("{}.", world.name("web-1"))])));
 
-    agent.signal("TERM");
-    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    agent.stop().await;
     assert_eq!(world.record(&www, RrType::Cname).await, None);
     let reverse = records(&world.r53, &reverse_id).await;
     assert_eq!(
@@ -463,6 +454,5 @@ async fn a_fresh_instance_makes_three_calls_and_never_lists_the_zone() {
     assert_eq!(proxy.count(Action::GetHostedZone), 1, "{}", agent.log());
     assert_eq!(proxy.count(Action::ListRecords), 1, "{}", agent.log());
     assert_eq!(proxy.count(Action::ChangeRecords), 1, "{}", agent.log());
-    agent.signal("TERM");
-    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    agent.stop().await;
 }

@@ -10,7 +10,6 @@ use aws_sdk_route53::types::RrType;
 use common::{World, absent, holds};
 
 const SOON: Duration = Duration::from_secs(15);
-const EXIT: Duration = Duration::from_secs(15);
 const NOTICE: &str = r#"{"action": "terminate", "time": "2026-12-03T20:10:00Z"}"#;
 
 #[tokio::test]
@@ -42,8 +41,7 @@ async fn a_spot_interruption_notice_deregisters_before_the_instance_goes() {
         "{}",
         agent.log()
     );
-    agent.signal("TERM");
-    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    agent.stop().await;
 }
 
 #[tokio::test]
@@ -78,8 +76,7 @@ async fn standby_deregisters_and_in_service_registers_again() {
         .imds
         .set("autoscaling/target-lifecycle-state", "Terminated");
     world.wait_for(&agent, &name, RrType::A, SOON, absent).await;
-    agent.signal("TERM");
-    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    agent.stop().await;
 }
 
 #[tokio::test]
@@ -107,7 +104,6 @@ async fn a_notice_turned_off_is_ignored() {
         "{}",
         agent.log()
     );
-    agent.signal("TERM");
-    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    agent.stop().await;
     assert_eq!(world.record(&name, RrType::A).await, None);
 }

@@ -344,6 +344,14 @@ impl Agent {
         }
     }
 
+    /// Sends SIGTERM and checks that the agent deregisters and exits 0
+    /// within 15 seconds.
+    pub async fn stop(&mut self) {
+        self.signal("TERM");
+        let code = self.exit_code(Duration::from_secs(15)).await;
+        assert_eq!(code, Some(0), "{}", self.log());
+    }
+
     /// Waits until the log holds `text`.
     pub async fn wait_log(&self, text: &str, within: Duration) {
         let deadline = Instant::now() + within;

@@ -154,7 +154,7 @@ fn step(key: StepKey) -> Step {
 }
 
 /// No boot in any scenario here should take longer than this.
-const GIVE_UP_AFTER: Duration = Duration::from_secs(4 * 3600);
+const GIVE_UP_AFTER: Duration = Duration::from_secs(3600);
 
 impl<'a> Simulation<'a> {
     fn new(scenario: &'a Scenario) -> Self {

@@ -369,6 +369,8 @@ async fn cli(bench: &Bench, runs: u32) {
             command.env_remove(key);
         }
         command.envs(agent_env(&imds.endpoint(), &bench.proxy.endpoint()));
+        // The aws CLI v1 reads the region only from AWS_DEFAULT_REGION.
+        command.env("AWS_DEFAULT_REGION", "us-east-1");
         let (wall, cpu, rss) = timed(command).await;
         cli_wall.push(wall * 1000.0);
         cli_cpu.push(cpu * 1000.0);
@@ -380,10 +382,15 @@ async fn cli(bench: &Bench, runs: u32) {
     println!("| | wall time | CPU time (user + system) | peak resident memory |\n|---|---|---|---|");
     println!("| `route53-agent register --no-jitter` (IMDS reads, GetHostedZone, ListResourceRecordSets, CREATE/UPSERT + marker) | {aw:.0} ms | {ac:.0} ms | {ar:.1} MiB |");
     println!("| `aws route53 change-resource-record-sets` (one UPSERT, nothing read) | {cw:.0} ms | {cc:.0} ms | {cr:.1} MiB |");
+    // /usr/bin/time counts CPU in hundredths of a second.
+    let cpu_ratio = if ac >= 10.0 {
+        format!("{:.1}×", cc / ac)
+    } else {
+        format!("> {:.0}× (agent below the 10 ms resolution)", cc / 10.0)
+    };
     println!(
-        "| ratio, aws CLI ÷ agent | {:.1}× | {:.1}× | {:.1}× |\n",
+        "| ratio, aws CLI ÷ agent | {:.1}× | {cpu_ratio} | {:.1}× |\n",
         cw / aw,
-        cc / ac.max(1.0),
         cr / ar
     );
 }

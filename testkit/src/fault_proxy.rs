@@ -2,7 +2,9 @@
 //! the real service and network produce: Route 53's own XML errors
 //! (`Throttling`, `PriorRequestNotComplete`, `AccessDenied`), bare 500s,
 //! requests that hang or are held for a while, and refused connections.
-//! It counts the requests it sees by Route 53 action.
+//! It counts the requests it sees by Route 53 action, and keeps when each
+//! one arrived and was answered; it can also throttle each action with a
+//! token bucket of its own, as Route 53 does.
 //!
 //! It reads each request itself (head and `Content-Length` body), so it can
 //! answer one request on a kept-alive connection and let the next through.
@@ -16,11 +18,13 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+
+use crate::token_bucket::TokenBucket;
 
 /// The Route 53 API actions the agent uses, told apart by method and path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -99,6 +103,22 @@ struct Shared {
     state: Mutex<State>,
     counts: [AtomicU64; 5],
     refusing: watch::Sender<bool>,
+    /// Every request seen, in order of arrival.
+    exchanges: Mutex<Vec<Exchange>>,
+    /// One bucket per action while throttling, with the time it counts from.
+    buckets: Mutex<Option<(Instant, Vec<TokenBucket>)>>,
+}
+
+/// One request the proxy saw, and what became of it.
+#[derive(Clone, Copy, Debug)]
+pub struct Exchange {
+    pub action: Action,
+    pub arrived: Instant,
+    /// When the answer was written back; `None` while pending or when the
+    /// client went away first.
+    pub answered: Option<Instant>,
+    /// Answered with `Throttling` by the proxy's own token bucket.
+    pub throttled: bool,
 }
 
 impl Shared {
@@ -106,6 +126,26 @@ impl Shared {
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn exchanges(&self) -> MutexGuard<'_, Vec<Exchange>> {
+        self.exchanges
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Whether the action's token bucket, if any, turns this request away.
+    fn over_rate(&self, action: Action, now: Instant) -> bool {
+        let mut buckets = self
+            .buckets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match buckets.as_mut() {
+            Some((origin, buckets)) => {
+                !buckets[action.index()].take(now.duration_since(*origin).as_secs_f64())
+            }
+            None => false,
+        }
     }
 
     /// The fault for this request, if any rule takes it.
@@ -160,6 +200,8 @@ impl FaultProxy {
             state: Mutex::new(State::default()),
             counts: Default::default(),
             refusing,
+            exchanges: Mutex::new(Vec::new()),
+            buckets: Mutex::new(None),
         });
         let task = tokio::spawn(accept_loop(listener, port, shared.clone()));
         FaultProxy { port, shared, task }
@@ -202,6 +244,23 @@ impl FaultProxy {
     /// on connections already open are dropped unanswered.
     pub fn refuse(&self, refuse: bool) {
         self.shared.refusing.send_replace(refuse);
+    }
+
+    /// From now on, answers `Throttling` to each action's requests beyond
+    /// `rate` a second with a burst of `burst`, each action with a bucket of
+    /// its own (Route 53 limits each API action separately).
+    pub fn throttle(&self, rate: f64, burst: u32) {
+        let buckets = ACTIONS.iter().map(|_| TokenBucket::new(rate, burst)).collect();
+        *self
+            .shared
+            .buckets
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some((Instant::now(), buckets));
+    }
+
+    /// Every request seen so far, in order of arrival.
+    pub fn exchanges(&self) -> Vec<Exchange> {
+        self.shared.exchanges().clone()
     }
 
     /// Requests seen for `action`, faulted or passed on.
@@ -271,15 +330,40 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>) {
     while let Some(request) = read_request(&mut client, &mut buffer).await {
         let action = Action::of(&request.method, &request.path);
         shared.counts[action.index()].fetch_add(1, Ordering::Relaxed);
+        let arrived = Instant::now();
+        let throttled = shared.over_rate(action, arrived);
+        let seen = {
+            let mut exchanges = shared.exchanges();
+            exchanges.push(Exchange {
+                action,
+                arrived,
+                answered: None,
+                throttled,
+            });
+            exchanges.len() - 1
+        };
+        let answered = || shared.exchanges()[seen].answered = Some(Instant::now());
         if *shared.refusing.borrow() {
             return;
         }
-        let fault = shared.fault_for(action, &request.body);
+        let fault = if throttled {
+            Some(Fault::Throttling)
+        } else {
+            shared.fault_for(action, &request.body)
+        };
         let answer = match fault {
-            None => return forward(&mut client, &request, &shared.upstream).await,
+            None => {
+                if forward(&mut client, &request, &shared.upstream).await {
+                    answered();
+                }
+                return;
+            }
             Some(Fault::Delay(period)) => {
                 tokio::time::sleep(period).await;
-                return forward(&mut client, &request, &shared.upstream).await;
+                if forward(&mut client, &request, &shared.upstream).await {
+                    answered();
+                }
+                return;
             }
             Some(Fault::Hang) => return std::future::pending().await,
             Some(Fault::Throttling) => error_answer(400, "Throttling", "Rate exceeded"),
@@ -301,6 +385,7 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>) {
         if client.write_all(answer.as_bytes()).await.is_err() {
             return;
         }
+        answered();
     }
 }
 
@@ -390,10 +475,11 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Passes the request to the emulator and its answer back, then closes the
-/// client's connection (the answer says so).
-async fn forward(client: &mut TcpStream, request: &Request, upstream: &str) {
+/// client's connection (the answer says so). True when the whole answer was
+/// passed back.
+async fn forward(client: &mut TcpStream, request: &Request, upstream: &str) -> bool {
     let Ok(mut server) = TcpStream::connect(upstream).await else {
-        return;
+        return false;
     };
     let mut head = format!("{} {} HTTP/1.1\r\n", request.method, request.path);
     for header in &request.headers {
@@ -404,7 +490,7 @@ async fn forward(client: &mut TcpStream, request: &Request, upstream: &str) {
     if server.write_all(head.as_bytes()).await.is_err()
         || server.write_all(&request.body).await.is_err()
     {
-        return;
+        return false;
     }
 
     // Rewrite the answer's head so it says `Connection: close` whatever the
@@ -415,7 +501,7 @@ async fn forward(client: &mut TcpStream, request: &Request, upstream: &str) {
             break end;
         }
         if !read_more(&mut server, &mut answer).await {
-            return;
+            return false;
         }
     };
     let head = String::from_utf8_lossy(&answer[..head_end]).into_owned();
@@ -432,10 +518,11 @@ async fn forward(client: &mut TcpStream, request: &Request, upstream: &str) {
     if client.write_all(rewritten.as_bytes()).await.is_err()
         || client.write_all(&answer[head_end + 4..]).await.is_err()
     {
-        return;
+        return false;
     }
-    let _ = tokio::io::copy(&mut server, client).await;
+    let copied = tokio::io::copy(&mut server, client).await;
     let _ = client.shutdown().await;
+    copied.is_ok()
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@
 //! - `ministack` owns the Route 53 emulator process (or finds a shared one).
 //! - `route53` holds the calls a test makes to that emulator itself.
 //! - `fault_proxy` stands between the agent and the emulator and injects
-//!   Route 53's errors, hangs and refused connections.
+//!   Route 53's errors, hangs and refused connections, and can throttle
+//!   each action with a `token_bucket`, the model Route 53's limits follow.
 //!
 //! A test starts both peers, gives the agent process `agent_env` (after
 //! removing `AGENT_ENV_REMOVE` from it), and checks the zone with the
@@ -17,11 +18,13 @@ pub mod fault_proxy;
 pub mod imds;
 pub mod ministack;
 pub mod route53;
+pub mod token_bucket;
 
-pub use fault_proxy::{Action, Fault, FaultProxy};
+pub use fault_proxy::{Action, Exchange, Fault, FaultProxy};
 pub use imds::{ControlApi, ImdsServer, InstanceDefaults};
 pub use ministack::Ministack;
 pub use route53::{create_zone, records, route53_client, upsert, values_of};
+pub use token_bucket::TokenBucket;
 
 /// The environment that points an agent process at the fakes and nowhere
 /// else: IMDS at `imds`, Route 53 at `route53`, static test credentials, and

@@ -463,6 +463,12 @@ pub async fn run(mut agent: Agent, mut shutdown: Shutdown) -> Result<(), AgentEr
     let mut deadline = None;
     let mut started = false;
     let mut gc_pending = agent.config.gc_at_start;
+    // The jitter comes before the first Route 53 call of any kind, so that a
+    // fleet booted together spreads out its zone lookups as well as its
+    // writes.
+    if !agent.wait_boot_jitter().await {
+        deadline = Some(Instant::now() + shutdown_timeout);
+    }
     while deadline.is_none() {
         let step = agent.step(started, &mut gc_pending);
         tokio::pin!(step);
@@ -507,9 +513,8 @@ pub async fn run(mut agent: Agent, mut shutdown: Shutdown) -> Result<(), AgentEr
 }
 
 impl Agent {
-    /// One step of the daemon: until the zones are found, look them up (and
-    /// wait out the boot jitter once they are); then one pass. Returns
-    /// whether the zones are found. Errors are returned only when no retry
+    /// One step of the daemon: until the zones are found, look them up; then
+    /// one pass. Returns whether the zones are found. Errors are returned only when no retry
     /// can help.
     async fn step(&mut self, started: bool, gc_pending: &mut bool) -> Result<bool, AgentError> {
         if !started {
@@ -521,9 +526,6 @@ impl Agent {
                     warn!(error = %error, "cannot look up hosted zones yet; retrying");
                     return Ok(false);
                 }
-            }
-            if !self.wait_boot_jitter().await {
-                return Ok(true);
             }
             info!(records = self.config.records.len(), "agent running");
         }

@@ -233,8 +233,8 @@ async fn dispatch(cli: &Cli, config: Config) -> Result<(), AgentError> {
 /// Retryable failures are retried without limit: a boot must end
 /// registered. A user who cannot wait stops it with Ctrl-C.
 async fn register(agent: &mut Agent, args: RegisterArgs) -> Result<(), AgentError> {
-    agent.resolve_zones().await?;
     agent.wait_boot_jitter().await;
+    agent.resolve_zones().await?;
     let report = agent.sync().await?;
     if args.wait && !agent.wait_insync(&report.changes).await {
         return Err(AgentError::NotWritten {

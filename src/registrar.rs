@@ -2,15 +2,19 @@
 //! let [`crate::owner`] decide, then send one change batch per name with
 //! each record and its ownership marker together.
 //!
-//! Every write is read-before-write. A record that is absent is CREATEd, not
-//! UPSERTed, so that when two instances race for a name the second one's
-//! batch fails and the next pass sees the first one's marker. Deletes carry
+//! A record this process has not written yet is first simply CREATEd with its
+//! marker: Route 53 refuses a CREATE over anything live, so this overwrites
+//! nothing, and on a fresh instance it is the only call per name. When it is
+//! refused, and for every later write, the agent reads first: a record that
+//! is absent is CREATEd, not UPSERTed, so that when two instances race for a
+//! name the second one's batch fails and the next pass sees the first one's
+//! marker. Deletes carry
 //! the exact live values; when the zone changes between the read and the
 //! delete, Route 53 rejects the batch and one more read says what happened.
 
 use std::collections::BTreeSet;
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::config::{RecordType, ZoneId};
 use crate::dns::DnsName;
@@ -99,6 +103,19 @@ impl Registrar {
         let Some((_, first, _)) = records.first() else {
             return Ok(outcome);
         };
+        if records
+            .iter()
+            .all(|(_, record, previous)| previous.is_none() && optimistic(record))
+        {
+            match self.create(records).await {
+                Ok(Some(created)) => return Ok(created),
+                Ok(None) => {}
+                Err(error) if error.is_invalid_change_batch() => {
+                    debug!(record = %first.name, "the name is taken; reading what is there");
+                }
+                Err(error) => return Err(error),
+            }
+        }
         let sets = self.route53.sets_at(&first.zone_id, &first.name).await?;
         let mut markers = Vec::new();
         let mut accepted = Vec::new();
@@ -132,6 +149,44 @@ impl Registrar {
         outcome.change_id = Some(self.route53.apply(&first.zone_id, &writes).await?);
         outcome.written = accepted.into_iter().map(|(tag, _)| tag).collect();
         Ok(outcome)
+    }
+
+    /// The optimistic first write: CREATE every record with its marker,
+    /// without reading first. Route 53 refuses a CREATE over anything live
+    /// with `InvalidChangeBatch`, and a batch is atomic, so nothing is
+    /// overwritten; the caller then reads and decides. On a fresh instance
+    /// this saves one call per name, which is what a fleet boot spends its
+    /// quota on. Only for simple records that are not CNAMEs (see
+    /// [`optimistic`]). `Ok(None)` when a marker has no valid name (the
+    /// careful path reports it).
+    async fn create<T: Clone>(
+        &self,
+        records: &[(T, &DesiredRecord, Option<&DesiredRecord>)],
+    ) -> Result<Option<BatchOutcome<T>>, Route53Error> {
+        let mut markers = Vec::new();
+        for (_, record, _) in records {
+            match owner::marker_name(&self.owner_prefix, record) {
+                Ok(name) => markers.push(name),
+                Err(_) => return Ok(None),
+            }
+        }
+        let mut writes = Vec::new();
+        for ((_, record, _), marker_name) in records.iter().zip(&markers) {
+            writes.push(Write::Create(record));
+            writes.push(Write::Txt {
+                name: marker_name,
+                values: vec![Marker::for_record(&self.instance_id, record).txt_value()],
+                ttl: record.ttl,
+            });
+        }
+        let zone_id = &records[0].1.zone_id;
+        let change_id = self.route53.apply(zone_id, &writes).await?;
+        Ok(Some(BatchOutcome {
+            written: records.iter().map(|(tag, _, _)| tag.clone()).collect(),
+            refused: Vec::new(),
+            change_id: Some(change_id),
+            already_ours: 0,
+        }))
     }
 
     /// Whether `record` may be written; on yes, its marker's name and
@@ -348,4 +403,17 @@ impl Registrar {
             takeover: false,
         })
     }
+}
+
+/// Whether a first write may skip the read. A record with a set identifier
+/// shares its name with other sets, and a CNAME shares it with nothing: for
+/// those a clash of routing policies or types is plausible, and the agent
+/// reads first so that it reports the clash instead of sending a batch
+/// Route 53 would reject. For a simple record the usual refusal is "already
+/// there" (a restart, or another instance's record), after which the agent
+/// reads. Known cost: if someone put a CNAME, or sets of another policy, at
+/// the instance's own simple name, one batch is refused before the clash is
+/// reported.
+fn optimistic(record: &DesiredRecord) -> bool {
+    record.policy == Policy::Simple && record.record_type != RecordType::Cname
 }

@@ -250,7 +250,10 @@ impl FaultProxy {
     /// `rate` a second with a burst of `burst`, each action with a bucket of
     /// its own (Route 53 limits each API action separately).
     pub fn throttle(&self, rate: f64, burst: u32) {
-        let buckets = ACTIONS.iter().map(|_| TokenBucket::new(rate, burst)).collect();
+        let buckets = ACTIONS
+            .iter()
+            .map(|_| TokenBucket::new(rate, burst))
+            .collect();
         *self
             .shared
             .buckets

@@ -120,13 +120,17 @@ fn millis(duration: Duration) -> f64 {
 fn summary(values: &mut [f64]) -> String {
     let worst = values.iter().copied().fold(0.0, f64::max);
     let best = values.iter().copied().fold(f64::INFINITY, f64::min);
-    format!("median {:.1} ms (min {best:.1}, max {worst:.1})", median(values))
+    format!(
+        "median {:.1} ms (min {best:.1}, max {worst:.1})",
+        median(values)
+    )
 }
 
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: agent-bench AGENT latency RUNS | idle SECONDS | cli RUNS | fleet N RATE BURST";
+    let usage =
+        "usage: agent-bench AGENT latency RUNS | idle SECONDS | cli RUNS | fleet N RATE BURST";
     let (Some(agent), Some(command)) = (args.get(1), args.get(2)) else {
         eprintln!("{usage}");
         std::process::exit(64);
@@ -182,7 +186,9 @@ async fn latency(bench: &Bench, runs: u32) {
         sleep(Duration::from_millis(300)).await;
         let pid = child.id().expect("the agent runs").to_string();
         let killed = Instant::now();
-        let status = std::process::Command::new("kill").args(["-TERM", &pid]).status();
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
         assert!(status.is_ok_and(|s| s.success()), "kill failed");
         let delete = bench.answered(Action::ChangeRecords, killed, within).await;
         let code = child.wait().await.expect("waiting for the agent");
@@ -199,16 +205,29 @@ async fn latency(bench: &Bench, runs: u32) {
         .count();
     println!("### Latency ({runs} runs, poll_interval 1s, release binary)\n");
     println!("| measure | goal | measured |\n|---|---|---|");
-    println!("| start to first write (ChangeResourceRecordSets at the proxy), jitter off | median ≤ 50 ms | {} |", summary(&mut start));
+    println!(
+        "| start to first write (ChangeResourceRecordSets at the proxy), jitter off | median ≤ 50 ms | {} |",
+        summary(&mut start)
+    );
     let worst_change = change.iter().copied().fold(0.0, f64::max);
     println!(
         "| address change in IMDS to the write | ≤ poll_interval + 100 ms = {} ms | {} → {} |",
         millis(poll) + 100.0,
         summary(&mut change),
-        if worst_change <= millis(poll) + 100.0 { "met" } else { "missed" }
+        if worst_change <= millis(poll) + 100.0 {
+            "met"
+        } else {
+            "missed"
+        }
     );
-    println!("| SIGTERM to the DELETE at the proxy | median ≤ 20 ms | {} |", summary(&mut term));
-    println!("| Route 53 answer to the delete → process exit | ≤ 100 ms | {} |", summary(&mut exit));
+    println!(
+        "| SIGTERM to the DELETE at the proxy | median ≤ 20 ms | {} |",
+        summary(&mut term)
+    );
+    println!(
+        "| Route 53 answer to the delete → process exit | ≤ 100 ms | {} |",
+        summary(&mut exit)
+    );
     println!(
         "\nListResourceRecordSets calls in all: {reads} ({:.1} per run: the read before the \
          first write, the reads of record and marker before the address change and before \
@@ -238,7 +257,9 @@ fn status_kib(pid: u32, field: &str) -> u64 {
 }
 
 fn clock_ticks_per_second() -> f64 {
-    let output = std::process::Command::new("getconf").arg("CLK_TCK").output();
+    let output = std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output();
     output
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok())
@@ -280,7 +301,11 @@ async fn idle(bench: &Bench, window: Duration) {
     let _ = child.start_kill();
     let _ = child.wait().await;
 
-    let quick = if seconds < 299.0 { " — QUICK RUN, shorter than the 5 minutes the goal names" } else { "" };
+    let quick = if seconds < 299.0 {
+        " — QUICK RUN, shorter than the 5 minutes the goal names"
+    } else {
+        ""
+    };
     println!("### Idle ({seconds:.0} s window, poll_interval 5s, release binary{quick})\n");
     println!("| measure | goal | measured |\n|---|---|---|");
     println!(
@@ -299,7 +324,9 @@ async fn idle(bench: &Bench, window: Duration) {
         "| Route 53 calls | 0 | {calls} → {} |",
         if calls == 0 { "met" } else { "missed" }
     );
-    println!("\nIMDS requests in the window: {imds_requests} (token and reads; every poll reads the facts).\n");
+    println!(
+        "\nIMDS requests in the window: {imds_requests} (token and reads; every poll reads the facts).\n"
+    );
 }
 
 /// Runs a command under /usr/bin/time; returns wall seconds, CPU seconds
@@ -355,7 +382,8 @@ async fn cli(bench: &Bench, runs: u32) {
     let (mut agent_wall, mut agent_cpu, mut agent_rss) = (vec![], vec![], vec![]);
     let (mut cli_wall, mut cli_cpu, mut cli_rss) = (vec![], vec![], vec![]);
     for _ in 0..runs {
-        let (wall, cpu, rss) = timed(bench.command(&["register", "--no-jitter"], &config, &imds)).await;
+        let (wall, cpu, rss) =
+            timed(bench.command(&["register", "--no-jitter"], &config, &imds)).await;
         agent_wall.push(wall * 1000.0);
         agent_cpu.push(cpu * 1000.0);
         agent_rss.push(rss as f64 / 1024.0);
@@ -376,12 +404,26 @@ async fn cli(bench: &Bench, runs: u32) {
         cli_cpu.push(cpu * 1000.0);
         cli_rss.push(rss as f64 / 1024.0);
     }
-    let (aw, ac, ar) = (median(&mut agent_wall), median(&mut agent_cpu), median(&mut agent_rss));
-    let (cw, cc, cr) = (median(&mut cli_wall), median(&mut cli_cpu), median(&mut cli_rss));
+    let (aw, ac, ar) = (
+        median(&mut agent_wall),
+        median(&mut agent_cpu),
+        median(&mut agent_rss),
+    );
+    let (cw, cc, cr) = (
+        median(&mut cli_wall),
+        median(&mut cli_cpu),
+        median(&mut cli_rss),
+    );
     println!("### Beside the aws CLI ({runs} runs each, medians, /usr/bin/time)\n");
-    println!("| | wall time | CPU time (user + system) | peak resident memory |\n|---|---|---|---|");
-    println!("| `route53-agent register --no-jitter` (IMDS reads, GetHostedZone, ListResourceRecordSets, CREATE/UPSERT + marker) | {aw:.0} ms | {ac:.0} ms | {ar:.1} MiB |");
-    println!("| `aws route53 change-resource-record-sets` (one UPSERT, nothing read) | {cw:.0} ms | {cc:.0} ms | {cr:.1} MiB |");
+    println!(
+        "| | wall time | CPU time (user + system) | peak resident memory |\n|---|---|---|---|"
+    );
+    println!(
+        "| `route53-agent register --no-jitter` (IMDS reads, GetHostedZone, ListResourceRecordSets, CREATE/UPSERT + marker) | {aw:.0} ms | {ac:.0} ms | {ar:.1} MiB |"
+    );
+    println!(
+        "| `aws route53 change-resource-record-sets` (one UPSERT, nothing read) | {cw:.0} ms | {cc:.0} ms | {cr:.1} MiB |"
+    );
     // /usr/bin/time counts CPU in hundredths of a second.
     let cpu_ratio = if ac >= 10.0 {
         format!("{:.1}×", cc / ac)
@@ -448,11 +490,18 @@ async fn fleet(bench: &Bench, instances: u32, rate: f64, burst: u32) {
     let mut round_trips: Vec<f64> = exchanges
         .iter()
         .filter(|e| !e.throttled)
-        .filter_map(|e| e.answered.map(|answered| (answered - e.arrived).as_secs_f64()))
+        .filter_map(|e| {
+            e.answered
+                .map(|answered| (answered - e.arrived).as_secs_f64())
+        })
         .collect();
     let round_trip = Duration::from_secs_f64(median(&mut round_trips));
 
-    let quota = Quota { rate, burst, shared: false };
+    let quota = Quota {
+        rate,
+        burst,
+        shared: false,
+    };
     let scenario = Scenario {
         instances,
         quota,
@@ -463,7 +512,9 @@ async fn fleet(bench: &Bench, instances: u32, rate: f64, burst: u32) {
         round_trip,
         seed: 0,
     };
-    let outcomes: Vec<_> = (0..50).map(|seed| Scenario { seed, ..scenario }.run()).collect();
+    let outcomes: Vec<_> = (0..50)
+        .map(|seed| Scenario { seed, ..scenario }.run())
+        .collect();
     let mut sim_converged: Vec<f64> = outcomes.iter().map(|o| o.converged()).collect();
     let mut sim_calls: Vec<f64> = outcomes.iter().map(|o| o.calls_per_instance()).collect();
     let range = |values: &[f64]| {
@@ -482,7 +533,9 @@ async fn fleet(bench: &Bench, instances: u32, rate: f64, burst: u32) {
         millis(spread),
         millis(round_trip)
     );
-    println!("| | all registered | calls per instance | throttled | gave up |\n|---|---|---|---|---|");
+    println!(
+        "| | all registered | calls per instance | throttled | gave up |\n|---|---|---|---|---|"
+    );
     println!(
         "| real processes | {converged:.1} s | {calls:.2} | {} of {} | {failed} |",
         exchanges.iter().filter(|e| e.throttled).count(),
@@ -494,5 +547,8 @@ async fn fleet(bench: &Bench, instances: u32, rate: f64, burst: u32) {
         median(&mut sim_calls),
         outcomes.iter().map(|o| o.unregistered).sum::<u32>()
     );
-    println!("| quota minimum | {:.1} s | 3 | | |\n", scenario.minimum_time());
+    println!(
+        "| quota minimum | {:.1} s | 3 | | |\n",
+        scenario.minimum_time()
+    );
 }

@@ -28,17 +28,29 @@ const LIMITS: [Limit; 3] = [
     Limit {
         name: "10/s, burst 50, per action",
         file: "fleet-10rps",
-        quota: Quota { rate: 10.0, burst: 50, shared: false },
+        quota: Quota {
+            rate: 10.0,
+            burst: 50,
+            shared: false,
+        },
     },
     Limit {
         name: "5/s, burst 5, per action",
         file: "fleet-5rps",
-        quota: Quota { rate: 5.0, burst: 5, shared: false },
+        quota: Quota {
+            rate: 5.0,
+            burst: 5,
+            shared: false,
+        },
     },
     Limit {
         name: "5/s, burst 5, one bucket for the account",
         file: "fleet-5rps-account",
-        quota: Quota { rate: 5.0, burst: 5, shared: true },
+        quota: Quota {
+            rate: 5.0,
+            burst: 5,
+            shared: true,
+        },
     },
 ];
 
@@ -63,7 +75,11 @@ impl Runs {
     }
 
     fn calls(&self) -> (f64, f64) {
-        let mut calls: Vec<f64> = self.outcomes.iter().map(Outcome::calls_per_instance).collect();
+        let mut calls: Vec<f64> = self
+            .outcomes
+            .iter()
+            .map(Outcome::calls_per_instance)
+            .collect();
         let worst = calls.iter().copied().fold(0.0, f64::max);
         (median(&mut calls), worst)
     }
@@ -73,13 +89,22 @@ impl Runs {
         let (converged, worst) = self.converged();
         let (calls, worst_calls) = self.calls();
         let unregistered: u32 = self.outcomes.iter().map(|o| o.unregistered).sum();
-        let most_calls = self.outcomes.iter().map(|o| o.most_calls).max().unwrap_or(0);
+        let most_calls = self
+            .outcomes
+            .iter()
+            .map(|o| o.most_calls)
+            .max()
+            .unwrap_or(0);
         let meets = converged <= 1.5 * minimum && worst <= 1.5 * minimum && worst_calls <= 4.0;
         format!(
             "| {setting} | {converged:.0} s ({worst:.0} s) | {:.2} ({:.2}) | {calls:.2} ({worst_calls:.2}) | {most_calls} | {unregistered} | {} |",
             converged / minimum,
             worst / minimum,
-            if meets && unregistered == 0 { "yes" } else { "no" },
+            if meets && unregistered == 0 {
+                "yes"
+            } else {
+                "no"
+            },
         )
     }
 }
@@ -127,7 +152,8 @@ fn section(text: &mut String, limit: &Limit, plots: &Path, sweeps: bool) {
     let quota = limit.quota;
     let defaults = Backoff::default();
     let wide = matching_jitter(quota);
-    let minimum = scenario(quota, DEFAULT_BOOT_JITTER, defaults, Order::ZoneThenJitter).minimum_time();
+    let minimum =
+        scenario(quota, DEFAULT_BOOT_JITTER, defaults, Order::ZoneThenJitter).minimum_time();
     let _ = writeln!(
         text,
         "\n#### {} — {INSTANCES} instances, quota minimum {minimum:.0} s, goal ≤ {:.0} s and ≤ 4 calls per instance\n",
@@ -136,10 +162,29 @@ fn section(text: &mut String, limit: &Limit, plots: &Path, sweeps: bool) {
     );
     text.push_str(TABLE_HEAD);
     let settings = [
-        (format!("defaults (boot_jitter 5s, backoff 1s..30s)"), DEFAULT_BOOT_JITTER, Order::ZoneThenJitter),
-        (format!("boot_jitter {}s", wide.as_secs()), wide, Order::ZoneThenJitter),
-        (format!("boot_jitter {}s, jitter before the zone lookup (what-if)", wide.as_secs()), wide, Order::JitterFirst),
-        (format!("boot_jitter 5s, jitter before the zone lookup (what-if)"), DEFAULT_BOOT_JITTER, Order::JitterFirst),
+        (
+            format!("defaults (boot_jitter 5s, backoff 1s..30s)"),
+            DEFAULT_BOOT_JITTER,
+            Order::ZoneThenJitter,
+        ),
+        (
+            format!("boot_jitter {}s", wide.as_secs()),
+            wide,
+            Order::ZoneThenJitter,
+        ),
+        (
+            format!(
+                "boot_jitter {}s, jitter before the zone lookup (what-if)",
+                wide.as_secs()
+            ),
+            wide,
+            Order::JitterFirst,
+        ),
+        (
+            format!("boot_jitter 5s, jitter before the zone lookup (what-if)"),
+            DEFAULT_BOOT_JITTER,
+            Order::JitterFirst,
+        ),
     ];
     let mut runs = Vec::new();
     for (label, jitter, order) in &settings {
@@ -176,7 +221,10 @@ fn sweep(text: &mut String, quota: Quota, wide: Duration) {
     }
 
     // Boot jitter windows, as built, default backoff.
-    let _ = writeln!(text, "\nBoot jitter window against convergence and calls (backoff 1s..30s, as built):\n");
+    let _ = writeln!(
+        text,
+        "\nBoot jitter window against convergence and calls (backoff 1s..30s, as built):\n"
+    );
     text.push_str(TABLE_HEAD);
     let rate_window = f64::from(INSTANCES) / quota.rate;
     for fraction in [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5] {
@@ -196,7 +244,16 @@ fn draw(text: &mut String, limit: &Limit, plots: &Path, minimum: f64, runs: &[(S
             registered: &setting.outcomes[0].registered,
         })
         .collect();
-    let title = format!("{INSTANCES} instances booting, Route 53 at {} (seed 0)", limit.name);
-    plot::registered_over_time(&file, &title, INSTANCES, minimum, &series).expect("drawing the plot");
-    let _ = writeln!(text, "\n![registered instances over time, {}]({})", limit.name, file.display());
+    let title = format!(
+        "{INSTANCES} instances booting, Route 53 at {} (seed 0)",
+        limit.name
+    );
+    plot::registered_over_time(&file, &title, INSTANCES, minimum, &series)
+        .expect("drawing the plot");
+    let _ = writeln!(
+        text,
+        "\n![registered instances over time, {}]({})",
+        limit.name,
+        file.display()
+    );
 }

@@ -163,7 +163,7 @@ fn section(text: &mut String, limit: &Limit, plots: &Path, sweeps: bool) {
     text.push_str(TABLE_HEAD);
     let settings = [
         (
-            format!("defaults (boot_jitter 5s, backoff 1s..30s)"),
+            "defaults (boot_jitter 5s, backoff 1s..30s)".to_string(),
             DEFAULT_BOOT_JITTER,
             Order::ZoneThenJitter,
         ),

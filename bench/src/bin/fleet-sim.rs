@@ -181,7 +181,7 @@ fn section(text: &mut String, limit: &Limit, plots: &Path, sweeps: bool) {
             Order::JitterFirst,
         ),
         (
-            format!("boot_jitter 5s, jitter before the zone lookup (what-if)"),
+            "boot_jitter 5s, jitter before the zone lookup (what-if)".to_string(),
             DEFAULT_BOOT_JITTER,
             Order::JitterFirst,
         ),

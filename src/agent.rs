@@ -49,6 +49,14 @@ pub enum AgentError {
     Signals(#[source] std::io::Error),
     #[error("shutdown was asked for before the call succeeded")]
     Interrupted,
+    #[error(
+        "{command} gave up after {after} (shutdown_timeout) without the answers it needs from \
+         Route 53 or instance metadata; the log above says what failed"
+    )]
+    TimedOut {
+        command: &'static str,
+        after: String,
+    },
 }
 
 /// The outcome of one [`Agent::sync`] pass.
@@ -135,6 +143,16 @@ impl Agent {
         self.instance_id = Some(facts.owner_id().to_string());
         let planned = plan::plan(&self.config, &facts, &self.zones);
         Ok((facts, planned))
+    }
+
+    /// What a registration would do with `record` now: how it would write
+    /// it, or why it would leave it alone. Reads, writes nothing.
+    pub async fn preview(
+        &self,
+        owner_id: &str,
+        record: &DesiredRecord,
+    ) -> Result<Result<String, String>, AgentError> {
+        Ok(self.registrar(owner_id).preview(record).await?)
     }
 
     fn registrar(&self, instance_id: &str) -> Registrar {

@@ -216,10 +216,13 @@ async fn dispatch(cli: &Cli, config: Config) -> Result<(), AgentError> {
                 }),
             }
         }
-        (Command::Plan, _) => print_plan(&mut agent).await,
+        (Command::Plan, _) => bounded("plan", shutdown_timeout, print_plan(&mut agent)).await,
         (Command::Gc, _) => {
-            agent.resolve_zones().await?;
-            let removed = agent.gc().await?;
+            let collected = async {
+                agent.resolve_zones().await?;
+                agent.gc().await
+            };
+            let removed = bounded("gc", shutdown_timeout, collected).await?;
             println!("{} stale record(s) removed", removed.len());
             for record in removed {
                 println!("removed {record}");
@@ -252,6 +255,22 @@ async fn register(agent: &mut Agent, args: RegisterArgs) -> Result<(), AgentErro
     }
 }
 
+/// One-shot commands other than `register` (which must end registered,
+/// however long Route 53 throttles) and `deregister` (bounded above) give up
+/// after `shutdown_timeout` rather than retry without end.
+async fn bounded<T>(
+    command: &'static str,
+    limit: std::time::Duration,
+    work: impl std::future::Future<Output = Result<T, AgentError>>,
+) -> Result<T, AgentError> {
+    timeout(limit, work).await.unwrap_or_else(|_| {
+        Err(AgentError::TimedOut {
+            command,
+            after: humantime::format_duration(limit).to_string(),
+        })
+    })
+}
+
 async fn print_plan(agent: &mut Agent) -> Result<(), AgentError> {
     agent.resolve_zones().await?;
     let (facts, planned) = agent.plan().await?;
@@ -259,18 +278,28 @@ async fn print_plan(agent: &mut Agent) -> Result<(), AgentError> {
     let mut failed = Vec::new();
     for (_, entry) in planned {
         match entry {
-            Planned::Ready(record) => println!(
-                "write   {:<8} {} {} {}{} {}",
-                record.zone_id,
-                record.name,
-                record.record_type,
-                record.ttl,
-                match &record.set_identifier {
+            Planned::Ready(record) => {
+                let set = match &record.set_identifier {
                     Some(set) => format!(" set={set} {}", record.policy.kind()),
                     None => String::new(),
-                },
-                record.values.join(" ")
-            ),
+                };
+                let line = format!(
+                    "{:<8} {} {} {}{} {}",
+                    record.zone_id,
+                    record.name,
+                    record.record_type,
+                    record.ttl,
+                    set,
+                    record.values.join(" ")
+                );
+                match agent.preview(facts.owner_id(), &record).await? {
+                    Ok(how) => println!("write   {line}   ({how})"),
+                    Err(why) => {
+                        println!("refuse  {line}\n        {why}");
+                        failed.push(why);
+                    }
+                }
+            }
             Planned::Waiting(why) => println!("wait    {why}"),
             Planned::Failed(why) => {
                 println!("error   {why}");

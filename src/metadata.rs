@@ -49,6 +49,9 @@ pub struct InstanceFacts {
     pub tags: Option<BTreeMap<String, String>>,
     /// The ECS task, when the configuration uses task values.
     pub task: Option<TaskFacts>,
+    /// Why the task metadata could not be read, when it was needed: only
+    /// the records that use task values fail, the others are written.
+    pub task_error: Option<String>,
 }
 
 impl InstanceFacts {
@@ -248,9 +251,12 @@ impl Metadata {
     }
 
     async fn read_once(&self, needs: &Needs) -> Result<InstanceFacts, MetadataError> {
-        let task = match needs.task {
-            true => Some(self.task.read().await?),
-            false => None,
+        let (task, task_error) = match needs.task {
+            true => match self.task.read().await {
+                Ok(task) => (Some(task), None),
+                Err(error) => (None, Some(error.to_string())),
+            },
+            false => (None, None),
         };
         if !needs.imds {
             return Ok(InstanceFacts {
@@ -265,6 +271,7 @@ impl Metadata {
                 leaving: None,
                 tags: None,
                 task,
+                task_error,
             });
         }
         let instance_id = self.required("instance-id").await?;
@@ -309,6 +316,7 @@ impl Metadata {
             leaving: leaving(spot.as_deref(), target_state.as_deref()),
             tags,
             task,
+            task_error,
         })
     }
 

@@ -124,6 +124,16 @@ pub enum PlanError {
     },
     #[error("record `{template}`: {detail}")]
     Value { template: String, detail: String },
+    #[error(
+        "record `{template}`: every name it can render ends in `{suffix}`, which lies outside \
+         hosted zone {zone_id} ({zone})"
+    )]
+    TemplateOutsideZone {
+        template: String,
+        suffix: String,
+        zone_id: ZoneId,
+        zone: DnsName,
+    },
     #[error("record `{template}` renders to {record}, which record[{other}] also writes")]
     Clash {
         template: String,
@@ -142,7 +152,12 @@ pub fn check_zones(config: &Config, zones: &Zones) -> Result<(), PlanError> {
         if let Ok(shape) = spec.name.shape()
             && !shape.is_within(&zone.name)
         {
-            return Err(outside(spec, shape, zone));
+            return Err(PlanError::TemplateOutsideZone {
+                template: spec.name.to_string(),
+                suffix: spec.name.fixed_suffix().to_string(),
+                zone_id: zone.id.clone(),
+                zone: zone.name.clone(),
+            });
         }
         if let Some(reverse) = &spec.reverse_zone {
             zone_of(spec, reverse, zones)?;
@@ -203,6 +218,12 @@ fn claim(
 }
 
 fn plan_one(spec: &RecordSpec, facts: &InstanceFacts, zones: &Zones) -> Planned {
+    if let Some(why) = facts.task_error.as_ref().filter(|_| uses_task(spec)) {
+        return Planned::Failed(PlanError::Value {
+            template: spec.name.to_string(),
+            detail: why.clone(),
+        });
+    }
     let render_failed = |source: RenderError| match source {
         RenderError::TagMissing { key } => {
             Planned::Waiting(format!("the instance has no tag `{key}` yet"))
@@ -291,6 +312,21 @@ fn policy(routing: &Routing) -> Policy {
     }
 }
 
+/// True when the record needs the ECS task metadata.
+fn uses_task(spec: &RecordSpec) -> bool {
+    let set_identifier_fields = spec
+        .routing
+        .set_identifier()
+        .into_iter()
+        .flat_map(|template| template.fields());
+    spec.value == ValueSource::TaskIpv4
+        || spec
+            .name
+            .fields()
+            .chain(set_identifier_fields)
+            .any(|field| field.is_task())
+}
+
 /// The network mode of a task that cannot give `task-ipv4`, if so.
 fn task_network_mode(source: ValueSource, facts: &InstanceFacts) -> Option<&str> {
     let mode = facts.task.as_ref()?.network_mode.as_deref()?;
@@ -368,6 +404,7 @@ mod tests {
             leaving: None,
             tags: Some(BTreeMap::from([("Name".into(), "web-1".into())])),
             task: None,
+            task_error: None,
         }
     }
 
@@ -489,11 +526,10 @@ mod tests {
     fn names_outside_their_zone_are_refused_before_any_write() {
         let config = config("[[record]]\nzone_id = \"ZA\"\nname = \"{tag:Name}.example.org\"");
         let error = check_zones(&config, &zones()).unwrap_err();
-        assert!(matches!(error, PlanError::OutsideZone { .. }));
-        assert!(
-            error.to_string().contains("outside hosted zone ZA"),
-            "{error}"
-        );
+        assert!(matches!(error, PlanError::TemplateOutsideZone { .. }));
+        let message = error.to_string();
+        assert!(message.contains("ends in `.example.org`"), "{message}");
+        assert!(message.contains("outside hosted zone ZA"), "{message}");
         assert!(matches!(
             plan(&config, &facts(), &zones())[0].1,
             Planned::Failed(PlanError::OutsideZone { .. })

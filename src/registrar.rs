@@ -121,8 +121,11 @@ impl Registrar {
         let mut accepted = Vec::new();
         for (tag, record, previous) in records {
             match self.check(record, *previous, &sets).await? {
-                Ok((marker_name, ours)) => {
-                    outcome.already_ours += usize::from(ours);
+                Ok((marker_name, decision)) => {
+                    if let Decision::TakeOver { from } = &decision {
+                        warn!(record = %record, from = %from, "taking the record over");
+                    }
+                    outcome.already_ours += usize::from(decision == Decision::Update);
                     markers.push(marker_name);
                     accepted.push((tag.clone(), *record));
                 }
@@ -189,14 +192,30 @@ impl Registrar {
         }))
     }
 
-    /// Whether `record` may be written; on yes, its marker's name and
-    /// whether the live record was this instance's already.
+    /// What [`Registrar::register`] would do with `record` now, read but not
+    /// written: `Ok` with how it would write it, or `Err` with why it would
+    /// leave it alone. For `plan`.
+    pub async fn preview(
+        &self,
+        record: &DesiredRecord,
+    ) -> Result<Result<String, String>, Route53Error> {
+        let sets = self.route53.sets_at(&record.zone_id, &record.name).await?;
+        Ok(match self.check(record, None, &sets).await? {
+            Ok((_, Decision::Create)) => Ok("create".into()),
+            Ok((_, Decision::Update)) => Ok("update (this instance's already)".into()),
+            Ok((_, Decision::TakeOver { from })) => Ok(format!("take over from {from}")),
+            Ok((_, Decision::Refuse(why))) | Err(why) => Err(why),
+        })
+    }
+
+    /// Whether `record` may be written; on yes, its marker's name and how
+    /// it would be written (never [`Decision::Refuse`]).
     async fn check(
         &self,
         record: &DesiredRecord,
         previous: Option<&DesiredRecord>,
         sets: &[LiveSet],
-    ) -> Result<Result<(DnsName, bool), String>, Route53Error> {
+    ) -> Result<Result<(DnsName, Decision), String>, Route53Error> {
         let marker_name = match owner::marker_name(&self.owner_prefix, record) {
             Ok(name) => name,
             Err(error) => return Ok(Err(format!("{record}: no name for its marker: {error}"))),
@@ -225,13 +244,8 @@ impl Registrar {
         };
         let owner = owner::owner(live, &marker_values, &self.instance_id, record);
         Ok(match owner::decide(&owner, record) {
-            Decision::Create => Ok((marker_name, false)),
-            Decision::Update => Ok((marker_name, true)),
-            Decision::TakeOver { from } => {
-                warn!(record = %record, from = %from, "taking the record over");
-                Ok((marker_name, false))
-            }
             Decision::Refuse(why) => Err(why),
+            decision => Ok((marker_name, decision)),
         })
     }
 

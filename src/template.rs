@@ -90,8 +90,8 @@ pub trait FieldValues {
 #[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RenderError {
     #[error(
-        "the name uses tag `{key}`, but instance metadata tags are not enabled on this \
-         instance; enable them with `aws ec2 modify-instance-metadata-options \
+        "the name uses tag `{key}`, but instance metadata has no tags for this instance: \
+         instance metadata tags are not enabled (or the instance has no tag at all yet); enable them with `aws ec2 modify-instance-metadata-options \
          --instance-id ID --instance-metadata-tags enabled` (or \
          InstanceMetadataTags=enabled in the launch template)"
     )]
@@ -159,6 +159,16 @@ impl NameTemplate {
     /// The fields this template reads.
     pub fn fields(&self) -> impl Iterator<Item = &Field> {
         fields(&self.parts)
+    }
+
+    /// The literal text after the last field: the part of every rendered
+    /// name that is the same for every instance (the whole name when there
+    /// is no field).
+    pub fn fixed_suffix(&self) -> &str {
+        match self.parts.last() {
+            Some(Part::Literal(text)) => text,
+            _ => "",
+        }
     }
 
     /// Renders the name with placeholder field values. Every field value is one

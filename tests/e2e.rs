@@ -469,3 +469,33 @@ async fn a_second_signal_exits_at_once_with_a_non_zero_code() {
     assert_eq!(agent.exit_code(EXIT).await, Some(130), "{}", agent.log());
     assert!(began.elapsed() < Duration::from_secs(3), "{}", agent.log());
 }
+
+#[tokio::test]
+async fn read_only_commands_give_up_at_the_deadline_when_route53_is_unreachable() {
+    let world = World::new().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let unreachable = format!("http://{}", closed.local_addr().expect("address"));
+    drop(closed);
+    let config = world.config(
+        r#"
+        shutdown_timeout = "2s"
+        backoff_base = "100ms"
+        backoff_cap = "500ms"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{tag:Name}.{ZONE}"
+        "#,
+    );
+    let env = [("AWS_ENDPOINT_URL_ROUTE_53", unreachable.as_str())];
+    for command in ["plan", "gc"] {
+        let began = std::time::Instant::now();
+        let finished = world.once_env(&[command], &config, &env).await;
+        assert_eq!(finished.code, Some(1), "{command}: {finished:?}");
+        assert!(finished.stderr.contains("gave up after 2s"), "{finished:?}");
+        assert!(
+            began.elapsed() < Duration::from_secs(10),
+            "{command} took {:?}",
+            began.elapsed()
+        );
+    }
+}

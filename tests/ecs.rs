@@ -98,3 +98,27 @@ async fn a_task_in_bridge_mode_cannot_give_its_own_address() {
         "{finished:?}"
     );
 }
+
+#[tokio::test]
+async fn outside_ecs_only_the_task_records_fail() {
+    let world = World::new().await;
+    let config = world.config(
+        r#"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{tag:Name}.{ZONE}"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{task_id}.{ZONE}"
+        value = "task-ipv4"
+        "#,
+    );
+    let finished = world.once("register", &config).await;
+    assert_eq!(finished.code, Some(1), "{finished:?}");
+    assert!(finished.stderr.contains("not an ECS task"), "{finished:?}");
+    assert_eq!(
+        world.record(&world.name("web-1"), RrType::A).await,
+        Some((60, vec!["10.0.0.10".to_string()])),
+        "the instance's own record is written all the same"
+    );
+}

@@ -458,3 +458,41 @@ async fn a_fresh_instance_makes_two_calls_and_never_lists_the_zone() {
     assert_eq!(proxy.count(Action::ChangeRecords), 1, "{}", agent.log());
     agent.stop().await;
 }
+
+#[tokio::test]
+async fn plan_shows_what_register_would_refuse() {
+    let world = World::new().await;
+    let name = world.name("web-1");
+    upsert(
+        &world.r53,
+        &world.zone_id,
+        &name,
+        RrType::A,
+        300,
+        &["192.0.2.1"],
+    )
+    .await;
+    let plan = world.once("plan", &world.simple_config()).await;
+    assert_eq!(plan.code, Some(1), "{plan:?}");
+    assert!(plan.stdout.contains("refuse  "), "{plan:?}");
+    assert!(
+        plan.stdout.contains("not marked as route53-agent's"),
+        "{plan:?}"
+    );
+
+    let free = world.config(
+        r#"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "free.{ZONE}"
+        "#,
+    );
+    let plan = world.once("plan", &free).await;
+    assert_eq!(plan.code, Some(0), "{plan:?}");
+    assert!(plan.stdout.contains("(create)"), "{plan:?}");
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((300, vec!["192.0.2.1".to_string()])),
+        "plan wrote nothing"
+    );
+}

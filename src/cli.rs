@@ -89,6 +89,22 @@ pub struct RegisterArgs {
     pub wait: bool,
 }
 
+impl Command {
+    /// The command as it is typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Run(_) => "run",
+            Command::Register(_) => "register",
+            Command::Deregister => "deregister",
+            Command::Plan => "plan",
+            Command::Gc => "gc",
+            Command::Check => "check",
+            Command::IamPolicy => "iam-policy",
+            Command::Doctor => "doctor",
+        }
+    }
+}
+
 /// Parses the command line, runs the command and returns its exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -112,7 +128,7 @@ fn execute(cli: &Cli) -> u8 {
     let mut config = match Config::load(&cli.config) {
         Ok(config) => config,
         Err(error) => {
-            error!("{}", chain(&error));
+            error!("{}", crate::error_chain(&error));
             return exit::CONFIG;
         }
     };
@@ -151,7 +167,7 @@ fn execute(cli: &Cli) -> u8 {
     match result {
         Ok(()) => exit::OK,
         Err(error) => {
-            error!("{}", chain(&error));
+            error!("{}", crate::error_chain(&error));
             exit_code(&error)
         }
     }
@@ -184,7 +200,7 @@ fn run_doctor(runtime: &tokio::runtime::Runtime, config: &Config) -> u8 {
 }
 
 async fn dispatch(cli: &Cli, config: Config) -> Result<(), AgentError> {
-    info!(version = env!("CARGO_PKG_VERSION"), config = %cli.config.display(), command = ?cli.command, "route53-agent starting");
+    info!(version = env!("CARGO_PKG_VERSION"), config = %cli.config.display(), command = cli.command.name(), "route53-agent starting");
     // Signals are caught from the start, so a SIGTERM during start-up still
     // ends in a clean deregistration.
     let shutdown = match cli.command {
@@ -326,21 +342,6 @@ fn exit_code(error: &AgentError) -> u8 {
     }
 }
 
-/// An error and its causes on one line, as `a: b: c`.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,12 +378,15 @@ mod tests {
     }
 
     #[test]
-    fn chains_skip_repeated_causes() {
+    fn error_chains_skip_repeated_causes() {
         let io = std::io::Error::other("disk gone");
         let error = crate::config::ConfigError::Read {
             path: "/x.toml".into(),
             source: io,
         };
-        assert_eq!(chain(&error), "cannot read config file /x.toml: disk gone");
+        assert_eq!(
+            crate::error_chain(&error),
+            "cannot read config file /x.toml: disk gone"
+        );
     }
 }

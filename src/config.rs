@@ -159,8 +159,11 @@ pub struct ZoneId(String);
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum RecordType {
+    #[serde(alias = "a")]
     A,
+    #[serde(alias = "aaaa")]
     Aaaa,
+    #[serde(alias = "cname")]
     Cname,
     Ptr,
     Txt,

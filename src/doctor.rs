@@ -20,9 +20,8 @@ use aws_config::SdkConfig;
 use aws_credential_types::Credentials;
 use aws_credential_types::credential_feature::AwsCredentialFeature;
 use aws_credential_types::provider::ProvideCredentials;
-use aws_sdk_route53::error::DisplayErrorContext;
 
-use crate::config::Config;
+use crate::config::{Config, ZoneRef};
 use crate::metadata::{InstanceFacts, Metadata, Needs};
 use crate::plan::{self, Planned, Zones};
 use crate::route53::{self, Route53, Route53Error};
@@ -226,7 +225,7 @@ async fn check_credentials(shared: &SdkConfig, report: &mut Report) {
         provider
             .provide_credentials()
             .await
-            .map_err(|error| DisplayErrorContext(&error).to_string())
+            .map_err(|error| crate::error_chain(&error))
     })
     .await;
     match found {
@@ -299,7 +298,10 @@ async fn check_zones(route53: &Route53, config: &Config, report: &mut Report) ->
                 report.add(
                     Status::Ok,
                     "zone",
-                    format!("hosted zone {zone_ref} is {} ({})", zone.id, zone.name),
+                    match zone_ref {
+                        ZoneRef::Id(_) => format!("hosted zone {} is {}", zone.id, zone.name),
+                        ZoneRef::Name { .. } => format!("hosted zone {zone_ref} is {}", zone.id),
+                    },
                 );
                 zones.insert(zone_ref.clone(), zone);
             }

@@ -40,3 +40,22 @@ pub mod route53;
 pub mod shutdown;
 pub mod state;
 pub mod template;
+
+/// An error and its causes on one line, each as it displays itself:
+/// `cannot read config file /x.toml: disk gone`. A cause whose text the
+/// line holds already is not repeated. (The AWS SDK's `DisplayErrorContext`
+/// ends with a debug dump of the whole chain, which reads badly in logs and
+/// systemd status lines.)
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

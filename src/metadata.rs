@@ -478,7 +478,7 @@ fn describe(error: &ImdsError) -> String {
         ImdsError::IoError(_) => "the endpoint did not answer (is IMDS enabled, and is \
             AWS_EC2_METADATA_SERVICE_ENDPOINT right?)"
             .to_string(),
-        other => aws_smithy_types::error::display::DisplayErrorContext(other).to_string(),
+        other => crate::error_chain(other),
     }
 }
 

@@ -47,6 +47,16 @@ pub enum DeleteOutcome {
     LeftAlone(String),
 }
 
+impl std::fmt::Display for DeleteOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeleteOutcome::Deleted { change_id } => write!(f, "deleted (change {change_id})"),
+            DeleteOutcome::AlreadyGone => f.write_str("already gone"),
+            DeleteOutcome::LeftAlone(why) => write!(f, "left alone: {why}"),
+        }
+    }
+}
+
 /// How sure a delete must be that the record is ours.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Expect {
@@ -386,7 +396,7 @@ impl Registrar {
                 }
                 let stale = self.stale_record(&marked).await?;
                 let outcome = self.delete(&stale, Expect::Marked).await?;
-                info!(record = %stale, outcome = ?outcome, "stale record of this instance collected");
+                info!(record = %stale, outcome = %outcome, "stale record of this instance collected");
                 if matches!(outcome, DeleteOutcome::Deleted { .. }) {
                     removed.push(stale.to_string());
                 }

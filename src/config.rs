@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::dns::DnsName;
 use crate::retry::{self, Backoff};
-use crate::template::{LabelTemplate, NameTemplate};
+use crate::template::{Field, LabelTemplate, NameTemplate};
 
 /// Where the agent looks for its configuration when `--config` is not given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/route53-agent/config.toml";
@@ -121,6 +121,17 @@ pub struct RecordSpec {
     pub takeover: bool,
     /// Where to write a PTR record for the address, if anywhere.
     pub reverse_zone: Option<ZoneRef>,
+}
+
+impl RecordSpec {
+    /// Every template field the record reads: its name's and its set
+    /// identifier's.
+    pub fn fields(&self) -> impl Iterator<Item = &Field> {
+        let set_identifier = self.routing.set_identifier().into_iter();
+        self.name
+            .fields()
+            .chain(set_identifier.flat_map(LabelTemplate::fields))
+    }
 }
 
 /// How a hosted zone is named in the configuration.

@@ -21,7 +21,7 @@ use aws_config::imds::client::error::ImdsError;
 use crate::config::{Config, ValueSource};
 use crate::dns::DnsName;
 use crate::ecs::{EcsError, TaskFacts, TaskMetadata};
-use crate::template::FieldValues;
+use crate::template::{Field, FieldValues};
 
 /// How much of an unexpected body an error may quote.
 const BODY_EXCERPT_LEN: usize = 60;
@@ -143,25 +143,16 @@ impl Needs {
                 ValueSource::LocalHostname => needs.local_hostname = true,
                 ValueSource::PublicHostname => needs.public_hostname = true,
             }
-            let set_identifier_keys = record
-                .routing
-                .set_identifier()
-                .into_iter()
-                .flat_map(|template| template.tag_keys());
-            let set_identifier_fields = record
-                .routing
-                .set_identifier()
-                .into_iter()
-                .flat_map(|template| template.fields());
-            for field in record.name.fields().chain(set_identifier_fields) {
+            for field in record.fields() {
+                match field {
+                    Field::Tag(key) if !needs.tag_keys.contains(key) => {
+                        needs.tag_keys.push(key.clone())
+                    }
+                    _ => {}
+                }
                 match field.is_task() {
                     true => needs.task = true,
                     false => needs.imds = true,
-                }
-            }
-            for key in record.name.tag_keys().chain(set_identifier_keys) {
-                if !needs.tag_keys.iter().any(|known| known == key) {
-                    needs.tag_keys.push(key.to_string());
                 }
             }
         }

@@ -314,17 +314,7 @@ fn policy(routing: &Routing) -> Policy {
 
 /// True when the record needs the ECS task metadata.
 fn uses_task(spec: &RecordSpec) -> bool {
-    let set_identifier_fields = spec
-        .routing
-        .set_identifier()
-        .into_iter()
-        .flat_map(|template| template.fields());
-    spec.value == ValueSource::TaskIpv4
-        || spec
-            .name
-            .fields()
-            .chain(set_identifier_fields)
-            .any(|field| field.is_task())
+    spec.value == ValueSource::TaskIpv4 || spec.fields().any(|field| field.is_task())
 }
 
 /// The network mode of a task that cannot give `task-ipv4`, if so.

@@ -151,11 +151,6 @@ impl NameTemplate {
         &self.parts
     }
 
-    /// The tag keys this template reads.
-    pub fn tag_keys(&self) -> impl Iterator<Item = &str> {
-        tag_keys(&self.parts)
-    }
-
     /// The fields this template reads.
     pub fn fields(&self) -> impl Iterator<Item = &Field> {
         fields(&self.parts)
@@ -225,10 +220,6 @@ impl LabelTemplate {
         &self.source
     }
 
-    pub fn tag_keys(&self) -> impl Iterator<Item = &str> {
-        tag_keys(&self.parts)
-    }
-
     pub fn fields(&self) -> impl Iterator<Item = &Field> {
         fields(&self.parts)
     }
@@ -266,13 +257,6 @@ fn fields(parts: &[Part]) -> impl Iterator<Item = &Field> {
     parts.iter().filter_map(|part| match part {
         Part::Field(field) => Some(field),
         Part::Literal(_) => None,
-    })
-}
-
-fn tag_keys(parts: &[Part]) -> impl Iterator<Item = &str> {
-    parts.iter().filter_map(|part| match part {
-        Part::Field(Field::Tag(key)) => Some(key.as_str()),
-        _ => None,
     })
 }
 
@@ -523,9 +507,16 @@ mod tests {
     }
 
     #[test]
-    fn tag_keys_lists_only_tags() {
+    fn fields_list_tags_and_the_rest() {
         let template = NameTemplate::parse("{tag:Name}-{tag:Env}.{az}.example.com").unwrap();
-        assert_eq!(template.tag_keys().collect::<Vec<_>>(), ["Name", "Env"]);
+        let tags: Vec<&Field> = template
+            .fields()
+            .filter(|f| matches!(f, Field::Tag(_)))
+            .collect();
+        assert_eq!(
+            tags,
+            [&Field::Tag("Name".into()), &Field::Tag("Env".into())]
+        );
     }
 
     #[test]

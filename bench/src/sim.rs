@@ -1,22 +1,29 @@
 //! A fleet booting together against Route 53's token buckets, in virtual
 //! time. Every wait an instance makes is decided by the agent's own code:
-//! [`Backoff::delay`] after a throttled call, [`BootJitter::delay`] before
-//! the first write, each drawn from the instance's own seeded generator in
-//! the order the agent draws them.
+//! [`BootJitter::delay`] before its first call, [`Backoff::delay`] after a
+//! throttled one, each drawn from the instance's own seeded generator in the
+//! order the agent draws them.
 //!
-//! What one instance does mirrors `route53-agent run` with one simple A
-//! record in a hosted zone given by id, on a fresh boot (nothing of this
-//! instance in the zone, so no garbage collection):
+//! What one instance does mirrors `route53-agent run` (and `register`) with
+//! one simple A record in a hosted zone given by id, on a fresh boot:
 //!
-//! 1. GetHostedZone, retried until it passes (`resolve_zones`);
-//! 2. the boot jitter;
-//! 3. "write records": ListResourceRecordSets at the name, then, when that
-//!    passed, ChangeResourceRecordSets (CREATE and marker). A throttled call
-//!    fails the whole attempt, which starts again with the list after a
-//!    backoff (`Retry::call` around `Registrar::register`).
+//! 1. the boot jitter, before any Route 53 call (`run`, before `step`);
+//! 2. GetHostedZone, retried until it passes (`resolve_zones`);
+//! 3. ChangeResourceRecordSets: a CREATE of the record and its marker with
+//!    no read first (`Registrar::register`, its optimistic first write). A
+//!    throttled write runs `register` again after a backoff, which sends the
+//!    same CREATE (`Retry::call` around `register`).
 //!
-//! [`Order::JitterFirst`] swaps steps 1 and 2: a what-if, not what the agent
-//! does today.
+//! Left out: the IMDS reads between steps 2 and 3 (a few milliseconds on
+//! the instance), and a CREATE refused because the name is taken, which
+//! makes the agent read before it writes again. Every instance here has a
+//! name of its own, so no CREATE is refused; the start-up garbage
+//! collection does not run on a fresh instance.
+//!
+//! [`Sequence::ReadBeforeWrite`] is the agent before commit 3d43e49 (zone
+//! lookup, jitter, then a ListResourceRecordSets before every write), kept as
+//! a labelled what-if to show what the change saved; the agent no longer
+//! does it.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -35,13 +42,37 @@ pub enum Call {
     ChangeRecords,
 }
 
-/// Where the boot jitter falls.
+impl Call {
+    const ALL: [Call; 3] = [Call::GetHostedZone, Call::ListRecords, Call::ChangeRecords];
+}
+
+/// The calls an instance makes at boot, and where its jitter falls.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Order {
-    /// As the agent does it: zone lookup, then jitter, then the write.
-    ZoneThenJitter,
-    /// Jitter before anything reaches Route 53.
-    JitterFirst,
+pub enum Sequence {
+    /// As the agent does it: jitter, GetHostedZone, one CREATE.
+    JitterZoneCreate,
+    /// The agent before 3d43e49, a what-if: GetHostedZone, jitter, then a
+    /// write that lists the name before it changes it; a throttled write
+    /// starts again from the list.
+    ReadBeforeWrite,
+}
+
+impl Sequence {
+    /// The fewest calls an instance makes: one of each action it uses.
+    pub fn least_calls(self) -> u32 {
+        match self {
+            Sequence::JitterZoneCreate => 2,
+            Sequence::ReadBeforeWrite => 3,
+        }
+    }
+
+    /// The first call of the write, once the zone is found.
+    fn write_starts_with(self) -> Call {
+        match self {
+            Sequence::JitterZoneCreate => Call::ChangeRecords,
+            Sequence::ReadBeforeWrite => Call::ListRecords,
+        }
+    }
 }
 
 /// Route 53's limits as a token bucket per action, or one for the account.
@@ -60,7 +91,7 @@ pub struct Scenario {
     pub quota: Quota,
     pub backoff: Backoff,
     pub boot_jitter: Duration,
-    pub order: Order,
+    pub sequence: Sequence,
     /// Instances start at uniformly random times within this window.
     pub boot_spread: Duration,
     /// From a request leaving the instance to its answer arriving.
@@ -76,6 +107,8 @@ pub struct Outcome {
     /// Instances still unregistered when the simulation gave up waiting.
     pub unregistered: u32,
     pub calls: u64,
+    /// Calls of each action, in the order of [`Call`].
+    pub calls_by_action: [u64; 3],
     pub throttled: u64,
     /// The most calls one instance made.
     pub most_calls: u32,
@@ -90,13 +123,22 @@ impl Outcome {
     pub fn calls_per_instance(&self) -> f64 {
         self.calls as f64 / (self.registered.len() as f64 + f64::from(self.unregistered))
     }
+
+    /// How many calls of `call` were made.
+    pub fn calls_of(&self, call: Call) -> u64 {
+        self.calls_by_action[call as usize]
+    }
 }
 
 impl Scenario {
     /// The least time in which the quota admits every call the fleet needs:
     /// one of each action per instance.
     pub fn minimum_time(&self) -> f64 {
-        let calls_per_bucket = if self.quota.shared { 3 } else { 1 };
+        let calls_per_bucket = if self.quota.shared {
+            self.sequence.least_calls()
+        } else {
+            1
+        };
         TokenBucket::new(self.quota.rate, self.quota.burst)
             .minimum_time(self.instances * calls_per_bucket)
     }
@@ -104,15 +146,6 @@ impl Scenario {
     pub fn run(&self) -> Outcome {
         Simulation::new(self).run()
     }
-}
-
-/// Where one instance is in its boot.
-#[derive(Clone, Copy, Debug)]
-enum Step {
-    /// The next event is this call reaching Route 53.
-    Send(Call),
-    /// The jitter is over; the next event starts the write.
-    Jittered,
 }
 
 struct Instance {
@@ -126,31 +159,11 @@ struct Simulation<'a> {
     scenario: &'a Scenario,
     buckets: Vec<TokenBucket>,
     instances: Vec<Instance>,
-    /// Pending events: (time in nanoseconds, sequence, instance, step).
-    events: BinaryHeap<Reverse<(u128, u64, usize, StepKey)>>,
+    /// Pending calls: (time in nanoseconds, sequence number, instance,
+    /// action as an index into [`Call::ALL`]).
+    events: BinaryHeap<Reverse<(u128, u64, usize, usize)>>,
     sequence: u64,
     outcome: Outcome,
-}
-
-/// [`Step`] in a form the heap can order.
-type StepKey = u8;
-
-fn key(step: Step) -> StepKey {
-    match step {
-        Step::Send(Call::GetHostedZone) => 0,
-        Step::Send(Call::ListRecords) => 1,
-        Step::Send(Call::ChangeRecords) => 2,
-        Step::Jittered => 3,
-    }
-}
-
-fn step(key: StepKey) -> Step {
-    match key {
-        0 => Step::Send(Call::GetHostedZone),
-        1 => Step::Send(Call::ListRecords),
-        2 => Step::Send(Call::ChangeRecords),
-        _ => Step::Jittered,
-    }
 }
 
 /// No boot in any scenario here should take longer than this.
@@ -159,7 +172,7 @@ const GIVE_UP_AFTER: Duration = Duration::from_secs(3600);
 impl<'a> Simulation<'a> {
     fn new(scenario: &'a Scenario) -> Self {
         let quota = scenario.quota;
-        let bucket_count = if quota.shared { 1 } else { 3 };
+        let bucket_count = if quota.shared { 1 } else { Call::ALL.len() };
         let mut boot_rng = SmallRng::seed_from_u64(scenario.seed);
         let mut simulation = Simulation {
             scenario,
@@ -171,6 +184,7 @@ impl<'a> Simulation<'a> {
                 registered: Vec::new(),
                 unregistered: 0,
                 calls: 0,
+                calls_by_action: [0; 3],
                 throttled: 0,
                 most_calls: 0,
             },
@@ -183,39 +197,34 @@ impl<'a> Simulation<'a> {
                 retry: 0,
                 calls: 0,
             };
-            let first = match scenario.order {
-                Order::ZoneThenJitter => (boots_at, Step::Send(Call::GetHostedZone)),
-                Order::JitterFirst => (boots_at + instance.jitter(scenario), Step::Jittered),
+            let first_call_at = match scenario.sequence {
+                Sequence::JitterZoneCreate => boots_at + instance.jitter(scenario),
+                Sequence::ReadBeforeWrite => boots_at,
             };
             simulation.instances.push(instance);
-            simulation.schedule(first.0, index, first.1);
+            simulation.schedule(first_call_at, index, Call::GetHostedZone);
         }
         simulation
     }
 
-    fn schedule(&mut self, at: Duration, instance: usize, step: Step) {
+    fn schedule(&mut self, at: Duration, instance: usize, call: Call) {
         self.sequence += 1;
-        self.events
-            .push(Reverse((at.as_nanos(), self.sequence, instance, key(step))));
+        self.events.push(Reverse((
+            at.as_nanos(),
+            self.sequence,
+            instance,
+            call as usize,
+        )));
     }
 
     fn run(mut self) -> Outcome {
-        while let Some(Reverse((nanos, _, index, step_key))) = self.events.pop() {
+        while let Some(Reverse((nanos, _, index, call))) = self.events.pop() {
             let now = Duration::from_nanos(nanos as u64);
             if now > GIVE_UP_AFTER {
                 self.outcome.unregistered += 1 + self.events.len() as u32;
                 break;
             }
-            match step(step_key) {
-                Step::Jittered => {
-                    let first = match self.scenario.order {
-                        Order::ZoneThenJitter => Call::ListRecords,
-                        Order::JitterFirst => Call::GetHostedZone,
-                    };
-                    self.schedule(now, index, Step::Send(first));
-                }
-                Step::Send(call) => self.send(now, index, call),
-            }
+            self.send(now, index, Call::ALL[call]);
         }
         self.outcome
             .registered
@@ -233,7 +242,9 @@ impl<'a> Simulation<'a> {
         };
         let passed = self.buckets[bucket].take(now.as_secs_f64());
         self.outcome.calls += 1;
+        self.outcome.calls_by_action[call as usize] += 1;
         let scenario = self.scenario;
+        let sequence = scenario.sequence;
         let instance = &mut self.instances[index];
         instance.calls += 1;
         let answered = now + scenario.round_trip;
@@ -241,29 +252,26 @@ impl<'a> Simulation<'a> {
             self.outcome.throttled += 1;
             let delay = scenario.backoff.delay(instance.retry, &mut instance.rng);
             instance.retry = instance.retry.saturating_add(1);
-            // A throttled write starts again from the list.
+            // A throttled write runs the whole of `register` again.
             let again = match call {
                 Call::GetHostedZone => Call::GetHostedZone,
-                Call::ListRecords | Call::ChangeRecords => Call::ListRecords,
+                Call::ListRecords | Call::ChangeRecords => sequence.write_starts_with(),
             };
-            return self.schedule(answered + delay, index, Step::Send(again));
+            return self.schedule(answered + delay, index, again);
         }
-        match (call, scenario.order) {
-            (Call::GetHostedZone, Order::ZoneThenJitter) => {
+        match call {
+            Call::GetHostedZone => {
+                // The write is a `Retry::call` of its own: its count starts
+                // afresh.
                 instance.retry = 0;
-                let jitter = instance.jitter(scenario);
-                self.schedule(answered + jitter, index, Step::Jittered);
+                let jitter = match sequence {
+                    Sequence::JitterZoneCreate => Duration::ZERO,
+                    Sequence::ReadBeforeWrite => instance.jitter(scenario),
+                };
+                self.schedule(answered + jitter, index, sequence.write_starts_with());
             }
-            (Call::GetHostedZone, Order::JitterFirst) => {
-                instance.retry = 0;
-                self.schedule(answered, index, Step::Send(Call::ListRecords));
-            }
-            (Call::ListRecords, _) => {
-                self.schedule(answered, index, Step::Send(Call::ChangeRecords));
-            }
-            (Call::ChangeRecords, _) => {
-                self.outcome.registered.push(answered.as_secs_f64());
-            }
+            Call::ListRecords => self.schedule(answered, index, Call::ChangeRecords),
+            Call::ChangeRecords => self.outcome.registered.push(answered.as_secs_f64()),
         }
     }
 }
@@ -302,7 +310,7 @@ mod tests {
             },
             backoff: Backoff::default(),
             boot_jitter,
-            order: Order::ZoneThenJitter,
+            sequence: Sequence::JitterZoneCreate,
             boot_spread: Duration::from_secs(1),
             round_trip: Duration::from_millis(50),
             seed: 1,
@@ -310,12 +318,43 @@ mod tests {
     }
 
     #[test]
-    fn a_fleet_within_the_burst_makes_three_calls_each_and_none_is_throttled() {
+    fn a_fleet_within_the_burst_makes_two_calls_each_and_never_lists() {
         let outcome = scenario(40, Duration::ZERO).run();
         assert_eq!(outcome.registered.len(), 40);
-        assert_eq!(outcome.calls, 120);
+        assert_eq!(outcome.calls, 80);
+        assert_eq!(outcome.calls_of(Call::GetHostedZone), 40);
+        assert_eq!(outcome.calls_of(Call::ListRecords), 0);
         assert_eq!(outcome.throttled, 0);
         assert!(outcome.converged() < 1.2, "{}", outcome.converged());
+    }
+
+    #[test]
+    fn the_read_before_write_what_if_makes_three_calls_each() {
+        let outcome = Scenario {
+            sequence: Sequence::ReadBeforeWrite,
+            ..scenario(40, Duration::ZERO)
+        }
+        .run();
+        assert_eq!(outcome.calls, 120);
+        assert_eq!(outcome.calls_of(Call::ListRecords), 40);
+    }
+
+    #[test]
+    fn a_throttled_create_is_sent_again_without_a_read() {
+        let outcome = scenario(300, Duration::ZERO).run();
+        assert!(outcome.throttled > 0);
+        assert_eq!(outcome.calls_of(Call::ListRecords), 0);
+        assert!(outcome.calls_of(Call::ChangeRecords) > 300);
+    }
+
+    #[test]
+    fn a_jitter_as_long_as_the_quota_needs_spreads_the_zone_lookups_too() {
+        // 1,000 instances at 10/s need about 100 s of quota; with the
+        // jitter before the zone lookup, hardly any call is throttled.
+        let outcome = scenario(1000, Duration::from_secs(100)).run();
+        assert_eq!(outcome.unregistered, 0);
+        let calls = outcome.calls_per_instance();
+        assert!(calls < 2.5, "{calls} calls per instance");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use route53_agent::retry::{Backoff, DEFAULT_BOOT_JITTER};
 use route53_agent_bench::plot::{self, Series};
-use route53_agent_bench::sim::{Order, Outcome, Quota, Scenario, median};
+use route53_agent_bench::sim::{Outcome, Quota, Scenario, Sequence, median};
 
 const INSTANCES: u32 = 1000;
 /// Seeds per setting; the tables show the median and the worst of them.
@@ -35,11 +35,11 @@ const LIMITS: [Limit; 3] = [
         },
     },
     Limit {
-        name: "5/s, burst 5, per action",
+        name: "5/s, burst 10, per action",
         file: "fleet-5rps",
         quota: Quota {
             rate: 5.0,
-            burst: 5,
+            burst: 10,
             shared: false,
         },
     },
@@ -109,13 +109,13 @@ impl Runs {
     }
 }
 
-fn scenario(quota: Quota, boot_jitter: Duration, backoff: Backoff, order: Order) -> Scenario {
+fn scenario(quota: Quota, boot_jitter: Duration, backoff: Backoff, sequence: Sequence) -> Scenario {
     Scenario {
         instances: INSTANCES,
         quota,
         backoff,
         boot_jitter,
-        order,
+        sequence,
         boot_spread: Duration::from_secs(1),
         round_trip: ROUND_TRIP,
         seed: 0,
@@ -124,7 +124,8 @@ fn scenario(quota: Quota, boot_jitter: Duration, backoff: Backoff, order: Order)
 
 /// A boot jitter window as long as the quota needs for the whole fleet.
 fn matching_jitter(quota: Quota) -> Duration {
-    let calls = if quota.shared { 3.0 } else { 1.0 };
+    let least = Sequence::JitterZoneCreate.least_calls();
+    let calls = if quota.shared { f64::from(least) } else { 1.0 };
     Duration::from_secs_f64((f64::from(INSTANCES) * calls / quota.rate).ceil())
 }
 
@@ -140,20 +141,17 @@ fn main() {
     std::fs::create_dir_all(&plots).expect("creating the plot directory");
     let mut text = String::new();
     for limit in &LIMITS {
-        // The account-wide bucket livelocks as built; the sweeps there
-        // only repeat that at great length.
-        let sweeps = !limit.quota.shared;
-        section(&mut text, limit, &plots, sweeps);
+        section(&mut text, limit, &plots);
     }
     std::fs::write(output, text).expect("writing the results");
 }
 
-fn section(text: &mut String, limit: &Limit, plots: &Path, sweeps: bool) {
+fn section(text: &mut String, limit: &Limit, plots: &Path) {
     let quota = limit.quota;
     let defaults = Backoff::default();
     let wide = matching_jitter(quota);
-    let minimum =
-        scenario(quota, DEFAULT_BOOT_JITTER, defaults, Order::ZoneThenJitter).minimum_time();
+    let current = Sequence::JitterZoneCreate;
+    let minimum = scenario(quota, DEFAULT_BOOT_JITTER, defaults, current).minimum_time();
     let _ = writeln!(
         text,
         "\n#### {} — {INSTANCES} instances, quota minimum {minimum:.0} s, goal ≤ {:.0} s and ≤ 4 calls per instance\n",
@@ -161,50 +159,46 @@ fn section(text: &mut String, limit: &Limit, plots: &Path, sweeps: bool) {
         1.5 * minimum
     );
     text.push_str(TABLE_HEAD);
+    let before = Sequence::ReadBeforeWrite;
     let settings = [
         (
             "defaults (boot_jitter 5s, backoff 1s..30s)".to_string(),
             DEFAULT_BOOT_JITTER,
-            Order::ZoneThenJitter,
+            current,
         ),
+        (format!("boot_jitter {}s", wide.as_secs()), wide, current),
         (
-            format!("boot_jitter {}s", wide.as_secs()),
-            wide,
-            Order::ZoneThenJitter,
+            "defaults, the agent before 3d43e49 (what-if: zone, jitter, read, write)".to_string(),
+            DEFAULT_BOOT_JITTER,
+            before,
         ),
         (
             format!(
-                "boot_jitter {}s, jitter before the zone lookup (what-if)",
+                "boot_jitter {}s, the agent before 3d43e49 (what-if)",
                 wide.as_secs()
             ),
             wide,
-            Order::JitterFirst,
-        ),
-        (
-            "boot_jitter 5s, jitter before the zone lookup (what-if)".to_string(),
-            DEFAULT_BOOT_JITTER,
-            Order::JitterFirst,
+            before,
         ),
     ];
     let mut runs = Vec::new();
-    for (label, jitter, order) in &settings {
-        let setting = Runs::of(scenario(quota, *jitter, defaults, *order));
+    for (label, jitter, sequence) in &settings {
+        let setting = Runs::of(scenario(quota, *jitter, defaults, *sequence));
         let _ = writeln!(text, "{}", setting.row(label));
         runs.push((label.clone(), setting));
     }
 
-    if sweeps {
-        sweep(text, quota, wide);
-    }
+    sweep(text, quota, wide);
     draw(text, limit, plots, minimum, &runs);
 }
 
 fn sweep(text: &mut String, quota: Quota, wide: Duration) {
     let defaults = Backoff::default();
+    let current = Sequence::JitterZoneCreate;
     // The trade-off: the backoff cap against convergence and calls.
     let _ = writeln!(
         text,
-        "\nBackoff cap against convergence and calls (base 1s; boot_jitter 5s as built, and {}s):\n",
+        "\nBackoff cap against convergence and calls (base 1s; boot_jitter 5s, and {}s):\n",
         wide.as_secs()
     );
     text.push_str(TABLE_HEAD);
@@ -214,22 +208,21 @@ fn sweep(text: &mut String, quota: Quota, wide: Duration) {
                 base: Duration::from_secs(1),
                 cap: Duration::from_secs(cap),
             };
-            let setting = Runs::of(scenario(quota, jitter, backoff, Order::ZoneThenJitter));
+            let setting = Runs::of(scenario(quota, jitter, backoff, current));
             let label = format!("cap {cap}s, boot_jitter {}s", jitter.as_secs());
             let _ = writeln!(text, "{}", setting.row(&label));
         }
     }
 
-    // Boot jitter windows, as built, default backoff.
+    // Boot jitter windows, in steps of a tenth of what the quota needs.
     let _ = writeln!(
         text,
-        "\nBoot jitter window against convergence and calls (backoff 1s..30s, as built):\n"
+        "\nBoot jitter window against convergence and calls (backoff 1s..30s):\n"
     );
     text.push_str(TABLE_HEAD);
-    let rate_window = f64::from(INSTANCES) / quota.rate;
-    for fraction in [0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5] {
-        let jitter = Duration::from_secs_f64(rate_window * fraction);
-        let setting = Runs::of(scenario(quota, jitter, defaults, Order::ZoneThenJitter));
+    for tenths in [0, 2, 4, 6, 8, 10, 12, 14, 15, 16] {
+        let jitter = Duration::from_secs_f64(wide.as_secs_f64() * f64::from(tenths) / 10.0);
+        let setting = Runs::of(scenario(quota, jitter, defaults, current));
         let label = format!("boot_jitter {:.0}s", jitter.as_secs_f64());
         let _ = writeln!(text, "{}", setting.row(&label));
     }

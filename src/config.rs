@@ -704,8 +704,8 @@ fn check_no_duplicates(records: &[RecordSpec]) -> Result<(), String> {
 }
 
 /// Records that share a name must agree on what Route 53 requires of them:
-/// a CNAME stands alone at its name, and records of one name and type share
-/// a routing policy.
+/// a CNAME stands alone at its name, records of one name and type share a
+/// routing policy, and weighted ones also a TTL.
 fn check_shared_names(records: &[RecordSpec]) -> Result<(), String> {
     for (index, record) in records.iter().enumerate() {
         for (other_index, other) in records.iter().enumerate().take(index) {
@@ -728,6 +728,14 @@ fn check_shared_names(records: &[RecordSpec]) -> Result<(), String> {
                     "records of one name and type must share a routing policy, not {} and {}",
                     other.routing.kind(),
                     record.routing.kind()
+                )));
+            }
+            let both_weighted = matches!(record.routing, Routing::Weighted { .. })
+                && matches!(other.routing, Routing::Weighted { .. });
+            if record.record_type == other.record_type && both_weighted && record.ttl != other.ttl {
+                return Err(clash(&format!(
+                    "weighted records of one name and type must share a TTL, not {} and {}",
+                    other.ttl, record.ttl
                 )));
             }
         }

@@ -134,12 +134,18 @@ pub enum PlanError {
         zone_id: ZoneId,
         zone: DnsName,
     },
-    #[error("record `{template}` renders to {record}, which record[{other}] also writes")]
+    #[error("record `{template}` renders to {record}, which clashes with record[{other}]: {why}")]
     Clash {
         template: String,
         record: String,
         other: usize,
+        why: &'static str,
     },
+    #[error(
+        "record `{template}`: {name} is the apex of its hosted zone, where a CNAME cannot be \
+         (the apex holds the zone's SOA and NS records)"
+    )]
+    CnameAtApex { template: String, name: DnsName },
 }
 
 /// Checks, before any write, that every template can only render to names
@@ -169,8 +175,7 @@ pub fn check_zones(config: &Config, zones: &Zones) -> Result<(), PlanError> {
 /// Works out every configured record from the facts, in configuration
 /// order: each `[[record]]`, then its PTR record if it asks for one.
 pub fn plan(config: &Config, facts: &InstanceFacts, zones: &Zones) -> Vec<(Slot, Planned)> {
-    let mut claimed: BTreeMap<(ZoneId, DnsName, RecordType, Option<String>), usize> =
-        BTreeMap::new();
+    let mut claimed: Vec<(DesiredRecord, usize)> = Vec::new();
     let mut entries = Vec::new();
     for (index, spec) in config.records.iter().enumerate() {
         let main = plan_one(spec, facts, zones);
@@ -189,8 +194,13 @@ pub fn plan(config: &Config, facts: &InstanceFacts, zones: &Zones) -> Vec<(Slot,
 }
 
 /// Two entries rendering to one record set would overwrite each other.
+/// Accepts a ready record unless one planned before it, rendered for this
+/// instance, clashes with it at the same name: the same record set twice,
+/// or a pair Route 53 would refuse in one zone. The configuration check
+/// catches such pairs among fixed names; templates can still meet once
+/// rendered (`{tag:Name}` rendering to a name another record spells out).
 fn claim(
-    claimed: &mut BTreeMap<(ZoneId, DnsName, RecordType, Option<String>), usize>,
+    claimed: &mut Vec<(DesiredRecord, usize)>,
     spec: &RecordSpec,
     slot: Slot,
     planned: Planned,
@@ -198,23 +208,42 @@ fn claim(
     let Planned::Ready(record) = planned else {
         return planned;
     };
-    let key = (
-        record.zone_id.clone(),
-        record.name.clone(),
-        record.record_type,
-        record.set_identifier.clone(),
-    );
-    match claimed.get(&key) {
-        Some(&other) => Planned::Failed(PlanError::Clash {
+    let clash = claimed
+        .iter()
+        .find_map(|(other, index)| Some((clash(&record, other)?, *index)));
+    if let Some((why, other)) = clash {
+        return Planned::Failed(PlanError::Clash {
             template: spec.name.to_string(),
             record: record.to_string(),
             other,
-        }),
-        None => {
-            claimed.insert(key, slot.index);
-            Planned::Ready(record)
-        }
+            why,
+        });
     }
+    claimed.push((record.clone(), slot.index));
+    Planned::Ready(record)
+}
+
+/// Why Route 53 would not hold both records, if it would not.
+fn clash(record: &DesiredRecord, other: &DesiredRecord) -> Option<&'static str> {
+    if record.zone_id != other.zone_id || record.name != other.name {
+        return None;
+    }
+    if record.key() == other.key() {
+        return Some("both write this record set");
+    }
+    if record.record_type == RecordType::Cname || other.record_type == RecordType::Cname {
+        return Some("a CNAME cannot share its name with any other record");
+    }
+    if record.record_type != other.record_type {
+        return None;
+    }
+    if record.policy.kind() != other.policy.kind() {
+        return Some("records of one name and type must share a routing policy");
+    }
+    if matches!(record.policy, Policy::Weighted(_)) && record.ttl != other.ttl {
+        return Some("weighted records of one name and type must share a TTL");
+    }
+    None
 }
 
 fn plan_one(spec: &RecordSpec, facts: &InstanceFacts, zones: &Zones) -> Planned {
@@ -248,6 +277,12 @@ fn plan_one(spec: &RecordSpec, facts: &InstanceFacts, zones: &Zones) -> Planned 
     };
     if !name.is_within(&zone.name) {
         return Planned::Failed(outside(spec, name, zone));
+    }
+    if spec.record_type == RecordType::Cname && name == zone.name {
+        return Planned::Failed(PlanError::CnameAtApex {
+            template: spec.name.to_string(),
+            name,
+        });
     }
     if let Some(mode) = task_network_mode(spec.value, facts) {
         return Planned::Failed(PlanError::Value {
@@ -556,6 +591,67 @@ mod tests {
         assert!(matches!(
             planned[1].1,
             Planned::Failed(PlanError::Clash { other: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn a_cname_rendering_onto_another_records_name_clashes() {
+        let config = config(
+            r#"
+            [[record]]
+            zone_id = "ZA"
+            name = "web-1.example.com"
+            [[record]]
+            zone_id = "ZA"
+            name = "{tag:Name}.example.com"
+            type = "CNAME"
+            "#,
+        );
+        let planned = plan(&config, &facts(), &zones());
+        assert!(matches!(planned[0].1, Planned::Ready(_)));
+        let Planned::Failed(error) = &planned[1].1 else {
+            panic!("expected a clash, got {:?}", planned[1].1);
+        };
+        assert!(
+            error.to_string().contains("a CNAME cannot share its name"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn weighted_records_rendering_alike_must_share_a_ttl() {
+        let config = config(
+            r#"
+            [[record]]
+            zone_id = "ZA"
+            name = "{tag:Name}.example.com"
+            set_identifier = "{instance_id}"
+            weight = 1
+            ttl = 60
+            [[record]]
+            zone_id = "ZA"
+            name = "web-1.example.com"
+            set_identifier = "{az}"
+            weight = 1
+            ttl = 30
+            "#,
+        );
+        let planned = plan(&config, &facts(), &zones());
+        assert!(matches!(planned[0].1, Planned::Ready(_)));
+        let Planned::Failed(error) = &planned[1].1 else {
+            panic!("expected a clash, got {:?}", planned[1].1);
+        };
+        assert!(error.to_string().contains("share a TTL"), "{error}");
+    }
+
+    #[test]
+    fn a_cname_at_the_zone_apex_is_refused() {
+        let config =
+            config("[[record]]\nzone_id = \"ZA\"\nname = \"example.com\"\ntype = \"CNAME\"");
+        let planned = plan(&config, &facts(), &zones());
+        assert!(matches!(
+            planned[0].1,
+            Planned::Failed(PlanError::CnameAtApex { .. })
         ));
     }
 

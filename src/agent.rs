@@ -90,6 +90,9 @@ pub struct Agent {
     /// again only when the record itself changes (new values, a new name),
     /// since the same request would only be refused again.
     refused: BTreeMap<Slot, DesiredRecord>,
+    /// Records whose last batch Route 53 rejected as invalid for the zone
+    /// (`InvalidChangeBatch`), with what was sent.
+    rejected: BTreeMap<Slot, DesiredRecord>,
     /// The last problem logged per record, so each is logged once, not on
     /// every poll.
     reported: BTreeMap<Slot, String>,
@@ -113,6 +116,7 @@ impl Agent {
             zones: Zones::new(),
             written: BTreeMap::new(),
             refused: BTreeMap::new(),
+            rejected: BTreeMap::new(),
             reported: BTreeMap::new(),
             instance_id: None,
         }
@@ -172,6 +176,7 @@ impl Agent {
             info!(was = %reason, "the instance is back in service; registering again");
             notify::status("back in service; registering again");
             self.refused.clear();
+            self.rejected.clear();
         }
         let registrar = self.registrar(facts.owner_id());
         let mut report = SyncReport {
@@ -214,9 +219,17 @@ impl Agent {
                 .await;
             let outcome = match registered {
                 Ok(outcome) => outcome,
-                Err(GaveUp::Final(error)) if error.is_invalid_change_batch() => {
+                Err(GaveUp::Final(error))
+                    if error.is_invalid_change_batch() && !self.rejected_before(&group) =>
+                {
+                    // Once may be a race: the zone changed between the read
+                    // and the write. The same batch refused twice in a row
+                    // is refused for good (the arm below).
                     let names = plan::names(group.iter().map(|(_, record)| *record));
                     warn!(record = %names, error = %error, "the zone changed while writing; checking again next poll");
+                    for (slot, record) in &group {
+                        self.rejected.insert(*slot, (*record).clone());
+                    }
                     report.problems.push(error.to_string());
                     continue;
                 }
@@ -236,6 +249,9 @@ impl Agent {
                 let record = changed_record(&changed, slot);
                 report.problems.push(self.note(slot, why, true));
                 self.refused.insert(slot, record.clone());
+            }
+            for (slot, _) in &group {
+                self.rejected.remove(slot);
             }
             for slot in outcome.written {
                 let record = changed_record(&changed, slot).clone();
@@ -300,6 +316,13 @@ impl Agent {
             Ok(outcome) => log_delete(old, &outcome, "old name"),
             Err(error) => error!(record = %old, error = %error, "could not delete the old name"),
         }
+    }
+
+    /// Whether Route 53 rejected this very batch the last time it was sent.
+    fn rejected_before(&self, group: &[(Slot, &DesiredRecord)]) -> bool {
+        group
+            .iter()
+            .all(|(slot, record)| self.rejected.get(slot) == Some(*record))
     }
 
     /// Logs a problem with one record the first time it is seen.

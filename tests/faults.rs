@@ -147,6 +147,56 @@ async fn a_final_refusal_names_the_record_and_is_retried_only_when_it_changes() 
     assert_within(began, Duration::from_secs(40), &agent.log());
 }
 
+#[tokio::test]
+async fn a_batch_rejected_twice_as_invalid_is_not_sent_again_every_poll() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let web = world.name("web-1");
+    let rejected = world.name("rejected");
+    proxy.always(
+        Action::ChangeRecords,
+        "rejected.",
+        Fault::InvalidChangeBatch,
+    );
+    let config = fast_config(
+        &world,
+        "",
+        r#"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "rejected.{ZONE}"
+        "#,
+    );
+    let mut agent = world.spawn(&config);
+    world
+        .wait_for(&agent, &web, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+    agent.wait_log("Route 53 refused the record", SOON).await;
+    let sent = proxy.count(Action::ChangeRecords);
+
+    // Once may be a race with another writer, so the first rejection is
+    // tried again at the next poll; the second is final. Three quiet polls
+    // follow: the rejected record is not sent again.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    let log = agent.log();
+    assert_eq!(proxy.count(Action::ChangeRecords), sent, "{log}");
+    assert_eq!(
+        log.matches("the zone changed while writing").count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("Route 53 refused the record").count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("InvalidChangeBatch"), "names the code: {log}");
+    assert!(log.contains(&rejected), "names the record: {log}");
+
+    agent.stop().await;
+    assert_eq!(world.record(&web, RrType::A).await, None);
+    assert_eq!(world.record(&rejected, RrType::A).await, None);
+}
+
 // 2. Boot jitter
 
 #[tokio::test]

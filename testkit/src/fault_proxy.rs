@@ -74,6 +74,9 @@ pub enum Fault {
     PriorRequestNotComplete,
     /// HTTP 403 with `AccessDenied`.
     AccessDenied,
+    /// HTTP 400 with `InvalidChangeBatch`, in the standard error shape
+    /// Route 53 uses for it now (it once had a root element of its own).
+    InvalidChangeBatch,
     /// HTTP 500 with an empty body.
     ServerError,
     /// Never answer; keep the connection open.
@@ -380,6 +383,11 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>) {
                 403,
                 "AccessDenied",
                 "User is not authorized to perform: route53:ChangeResourceRecordSets",
+            ),
+            Some(Fault::InvalidChangeBatch) => error_answer(
+                400,
+                "InvalidChangeBatch",
+                "[RRSet of type A with DNS name is not permitted in zone]",
             ),
             Some(Fault::ServerError) => {
                 "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".to_string()

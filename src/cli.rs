@@ -56,8 +56,8 @@ pub enum Command {
     Run(RunArgs),
     /// UPSERT the records once; exit 0 when Route 53 accepted them.
     Register(RegisterArgs),
-    /// Delete the records the current facts describe, only where they still
-    /// hold exactly those values.
+    /// Delete the records the current facts describe, each with its marker,
+    /// only while the marker names this instance.
     Deregister,
     /// Print the records that would be written; write nothing.
     Plan,

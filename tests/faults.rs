@@ -225,6 +225,13 @@ async fn boot_jitter_delays_the_first_write_and_no_jitter_skips_it() {
         .and_then(|ms| ms.parse().ok())
         .unwrap_or_else(|| panic!("no delay_ms in the log: {}", finished.stderr));
     assert!(delay_ms <= 2000, "{delay_ms} ms: {}", finished.stderr);
+    // The wait really happened: the run took at least the delay it drew.
+    let took = began.elapsed();
+    assert!(
+        took >= Duration::from_millis(delay_ms),
+        "took {took:?}, less than the {delay_ms} ms drawn: {}",
+        finished.stderr
+    );
 }
 
 // 3. Waiting for INSYNC, draining

@@ -19,7 +19,7 @@ use std::str::FromStr;
 use aws_config::imds::client::error::ImdsError;
 
 use crate::config::{Config, ValueSource};
-use crate::dns::DnsName;
+use crate::dns::{DnsName, check_hostname_label};
 use crate::ecs::{EcsError, TaskFacts, TaskMetadata};
 use crate::template::{Field, FieldValues};
 
@@ -195,7 +195,10 @@ pub enum MetadataError {
         kind: &'static str,
         excerpt: String,
     },
-    #[error("instance metadata {path} answered {excerpt:?}, which is not a plausible {what}")]
+    #[error(
+        "instance metadata {path} answered {excerpt:?}, which is not a plausible {what}; \
+         nothing was published from it"
+    )]
     Implausible {
         path: String,
         what: &'static str,
@@ -422,17 +425,31 @@ fn spot_notice(body: &str) -> Option<String> {
 }
 
 /// A hostname body may list several names separated by spaces: the first is
-/// the instance's own.
+/// the instance's own. Every word must be a plausible host name, so that an
+/// error page ("Service Unavailable", "404 - Not Found") is refused whole
+/// instead of being cut down to a first word that happens to parse as a
+/// name.
 fn parse_hostname(path: &str, body: &str) -> Result<DnsName, MetadataError> {
-    let first = body.split_whitespace().next().unwrap_or_default();
-    DnsName::parse(first)
-        .ok()
-        .filter(|name| !name.as_str().starts_with('*'))
-        .ok_or_else(|| MetadataError::Implausible {
+    let mut names = body.split_whitespace().map(plausible_hostname);
+    match (names.next(), names.all(|name| name.is_some())) {
+        (Some(Some(first)), true) => Ok(first),
+        _ => Err(MetadataError::Implausible {
             path: path.to_string(),
             what: "host name",
             excerpt: excerpt(body),
-        })
+        }),
+    }
+}
+
+/// A host name as IMDS gives them (`ip-10-0-0-10.ec2.internal`): two labels
+/// or more, each of letters, digits and inner hyphens.
+fn plausible_hostname(word: &str) -> Option<DnsName> {
+    let labels: Vec<&str> = word.trim_end_matches('.').split('.').collect();
+    let plausible = labels.len() >= 2
+        && labels
+            .iter()
+            .all(|label| check_hostname_label(label).is_ok());
+    plausible.then(|| DnsName::parse(word).ok()).flatten()
 }
 
 /// Identity values are single tokens: letters, digits and hyphens.
@@ -517,8 +534,36 @@ mod tests {
         )
         .unwrap();
         assert_eq!(name.as_str(), "ip-10-0-0-10.ec2.internal.");
-        assert!(parse_hostname("public-hostname", "<html>oops</html>").is_err());
-        assert!(parse_hostname("public-hostname", "").is_err());
+        let name = parse_hostname(
+            "public-hostname",
+            "ec2-203-0-113-7.compute-1.amazonaws.com\n",
+        );
+        assert_eq!(
+            name.unwrap().as_str(),
+            "ec2-203-0-113-7.compute-1.amazonaws.com."
+        );
+    }
+
+    #[test]
+    fn hostname_bodies_that_are_not_all_host_names_are_refused() {
+        for body in [
+            "Service Unavailable",
+            "404 - Not Found",
+            "not_a host!",
+            "<html>oops</html>",
+            "",
+            "localhost",
+            "ip-10-0-0-10.ec2.internal <html>",
+            "*.ec2.internal",
+            "-ip.ec2.internal",
+            "ip_10.ec2.internal",
+        ] {
+            let error = parse_hostname("local-hostname", body).unwrap_err();
+            assert!(
+                error.to_string().contains("not a plausible host name"),
+                "{body:?}: {error}"
+            );
+        }
     }
 
     #[test]

@@ -52,6 +52,11 @@ pub struct InstanceFacts {
     /// Why the task metadata could not be read, when it was needed: only
     /// the records that use task values fail, the others are written.
     pub task_error: Option<String>,
+    /// Values IMDS answered with something that is not what the path holds
+    /// (an error page where an address belongs), with the error naming the
+    /// path. The value itself is `None` above; only the records that use it
+    /// fail, the others are written.
+    pub bad_values: Vec<(ValueSource, String)>,
 }
 
 impl InstanceFacts {
@@ -266,6 +271,7 @@ impl Metadata {
                 tags: None,
                 task,
                 task_error,
+                bad_values: Vec::new(),
             });
         }
         let instance_id = self.required("instance-id").await?;
@@ -275,15 +281,24 @@ impl Metadata {
         let az = self.required("placement/availability-zone").await?;
         check_plain(&az, "placement/availability-zone", "availability zone")?;
 
-        let local_ipv4 = self.address_if(needs.local_ipv4, "local-ipv4").await?;
-        let public_ipv4 = self.address_if(needs.public_ipv4, "public-ipv4").await?;
-        let ipv6 = self.address_if(needs.ipv6, "ipv6").await?;
+        // A garbage value fails only the records that use it; a path that
+        // cannot be read at all fails the pass, and the records stay as
+        // they are.
+        let mut bad = Vec::new();
+        let local_ipv4 = self.address_if(needs.local_ipv4, "local-ipv4").await;
+        let local_ipv4 = set_aside(&mut bad, ValueSource::LocalIpv4, local_ipv4)?;
+        let public_ipv4 = self.address_if(needs.public_ipv4, "public-ipv4").await;
+        let public_ipv4 = set_aside(&mut bad, ValueSource::PublicIpv4, public_ipv4)?;
+        let ipv6 = self.address_if(needs.ipv6, "ipv6").await;
+        let ipv6 = set_aside(&mut bad, ValueSource::Ipv6, ipv6)?;
         let local_hostname = self
             .hostname_if(needs.local_hostname, "local-hostname")
-            .await?;
+            .await;
+        let local_hostname = set_aside(&mut bad, ValueSource::LocalHostname, local_hostname)?;
         let public_hostname = self
             .hostname_if(needs.public_hostname, "public-hostname")
-            .await?;
+            .await;
+        let public_hostname = set_aside(&mut bad, ValueSource::PublicHostname, public_hostname)?;
         let tags = if needs.tag_keys.is_empty() {
             None
         } else {
@@ -311,6 +326,7 @@ impl Metadata {
             tags,
             task,
             task_error,
+            bad_values: bad,
         })
     }
 
@@ -385,6 +401,23 @@ impl Metadata {
             }
         }
         Ok(Some(tags))
+    }
+}
+
+/// Keeps a value that IMDS answered with garbage out of the facts and notes
+/// why, so that only the records using it fail. Other failures (IMDS did
+/// not answer) are returned as they are.
+fn set_aside<T>(
+    bad_values: &mut Vec<(ValueSource, String)>,
+    source: ValueSource,
+    read: Result<Option<T>, MetadataError>,
+) -> Result<Option<T>, MetadataError> {
+    match read {
+        Err(error @ (MetadataError::NotAnAddress { .. } | MetadataError::Implausible { .. })) => {
+            bad_values.push((source, error.to_string()));
+            Ok(None)
+        }
+        other => other,
     }
 }
 

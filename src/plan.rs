@@ -253,6 +253,16 @@ fn plan_one(spec: &RecordSpec, facts: &InstanceFacts, zones: &Zones) -> Planned 
             detail: why.clone(),
         });
     }
+    if let Some((_, why)) = facts
+        .bad_values
+        .iter()
+        .find(|(source, _)| *source == spec.value)
+    {
+        return Planned::Failed(PlanError::Value {
+            template: spec.name.to_string(),
+            detail: why.clone(),
+        });
+    }
     let render_failed = |source: RenderError| match source {
         RenderError::TagMissing { key } => {
             Planned::Waiting(format!("the instance has no tag `{key}` yet"))
@@ -430,6 +440,7 @@ mod tests {
             tags: Some(BTreeMap::from([("Name".into(), "web-1".into())])),
             task: None,
             task_error: None,
+            bad_values: Vec::new(),
         }
     }
 
@@ -702,6 +713,33 @@ mod tests {
         let planned = plan(&config, &facts(), &zones());
         assert_eq!(ready(&planned, 0).values, ["ip-10-0-0-10.ec2.internal."]);
         assert!(matches!(&planned[1].1, Planned::Waiting(why) if why.contains("public-hostname")));
+    }
+
+    #[test]
+    fn a_garbage_value_fails_only_the_records_that_use_it() {
+        let config = config(
+            r#"
+            [[record]]
+            zone_id = "ZA"
+            name = "www.example.com"
+            type = "CNAME"
+            value = "public-hostname"
+            [[record]]
+            zone_id = "ZA"
+            name = "{tag:Name}.example.com"
+            "#,
+        );
+        let mut facts = facts();
+        facts.bad_values = vec![(
+            ValueSource::PublicHostname,
+            "instance metadata public-hostname answered \"Service Unavailable\"".into(),
+        )];
+        let planned = plan(&config, &facts, &zones());
+        let Planned::Failed(error) = &planned[0].1 else {
+            panic!("expected a failure, got {:?}", planned[0].1);
+        };
+        assert!(error.to_string().contains("public-hostname"), "{error}");
+        assert_eq!(ready(&planned, 1).values, ["10.0.0.10"]);
     }
 
     #[test]

@@ -231,6 +231,44 @@ async fn a_garbage_address_is_never_published() {
 }
 
 #[tokio::test]
+async fn a_garbage_value_fails_only_the_records_that_use_it() {
+    let world = World::new().await;
+    let web = world.name("web-1");
+    let www = world.name("www");
+    world.imds.set("public-hostname", "Service Unavailable");
+    let config = world.config(
+        r#"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{tag:Name}.{ZONE}"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "www.{ZONE}"
+        type = "CNAME"
+        value = "public-hostname"
+        "#,
+    );
+
+    let plan = world.once("plan", &config).await;
+    assert_eq!(plan.code, Some(1), "{plan:?}");
+    assert!(!plan.stdout.contains("CNAME"), "no CNAME planned: {plan:?}");
+    assert!(plan.stdout.contains(" A 60 10.0.0.10"), "{plan:?}");
+
+    let finished = world.once("register", &config).await;
+    assert_eq!(finished.code, Some(1), "{finished:?}");
+    assert!(
+        finished.stderr.contains("public-hostname answered"),
+        "names the path: {finished:?}"
+    );
+    assert_eq!(
+        world.record(&web, RrType::A).await,
+        Some((60, vec!["10.0.0.10".to_string()])),
+        "{finished:?}"
+    );
+    assert_eq!(world.record(&www, RrType::Cname).await, None);
+}
+
+#[tokio::test]
 async fn disabled_metadata_tags_are_explained_and_nothing_is_written() {
     let world = World::new().await;
     world.imds.set_tags_enabled(false);

@@ -508,10 +508,18 @@ fn excerpt(body: &str) -> String {
 /// Explains an IMDS failure in terms a person can act on.
 fn describe(error: &ImdsError) -> String {
     match error {
-        ImdsError::FailedToLoadToken(_) => "no IMDSv2 session token could be obtained; from a \
-            container on a bridge network this usually means the instance's metadata hop \
-            limit is 1: set it to 2 (aws ec2 modify-instance-metadata-options \
-            --http-put-response-hop-limit 2) or use host networking"
+        ImdsError::FailedToLoadToken(_) if token_put_timed_out(error) => {
+            "the IMDSv2 session token request (PUT) was never answered; from a container on \
+            a bridge network this usually means the instance's metadata hop limit is 1: set \
+            it to 2 (aws ec2 modify-instance-metadata-options --http-put-response-hop-limit \
+            2) or use host networking"
+                .to_string()
+        }
+        ImdsError::FailedToLoadToken(_) => "no IMDSv2 session token could be obtained; check \
+            that the instance metadata service is enabled on the instance (aws ec2 \
+            modify-instance-metadata-options --http-endpoint enabled) and, if it is set, that \
+            AWS_EC2_METADATA_SERVICE_ENDPOINT is right (off EC2 there is no instance metadata \
+            service)"
             .to_string(),
         ImdsError::ErrorResponse(response) => {
             format!("HTTP {}", response.response().status().as_u16())
@@ -521,6 +529,23 @@ fn describe(error: &ImdsError) -> String {
             .to_string(),
         other => crate::error_chain(other),
     }
+}
+
+/// Whether the token PUT reached IMDS and its answer never came back: the
+/// hop-limit symptom (from a container, the answer is dropped on the way,
+/// while GETs are answered 401 at once). A connection that was refused or
+/// never made is something else: IMDS switched off, a wrong endpoint, or
+/// no EC2 at all. The SDK tells the two timeouts apart only in its text:
+/// "HTTP read timeout occurred after 1s" against "HTTP connect timeout".
+fn token_put_timed_out(error: &ImdsError) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if cause.to_string().starts_with("HTTP read timeout") {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 #[cfg(test)]

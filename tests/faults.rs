@@ -305,6 +305,30 @@ async fn a_token_put_that_never_answers_is_explained_as_the_hop_limit() {
 }
 
 #[tokio::test]
+async fn a_refused_imds_connection_points_at_the_endpoint_not_the_hop_limit() {
+    let world = World::new().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let refusing = format!("http://{}", closed.local_addr().expect("address"));
+    drop(closed);
+    let env = [("AWS_EC2_METADATA_SERVICE_ENDPOINT", refusing.as_str())];
+    let finished = world
+        .once_env(&["plan"], &world.simple_config(), &env)
+        .await;
+    assert_eq!(finished.code, Some(1), "{finished:?}");
+    assert!(
+        finished.stderr.contains("--http-endpoint enabled"),
+        "{finished:?}"
+    );
+    assert!(
+        finished
+            .stderr
+            .contains("AWS_EC2_METADATA_SERVICE_ENDPOINT is right"),
+        "{finished:?}"
+    );
+    assert!(!finished.stderr.contains("hop limit"), "{finished:?}");
+}
+
+#[tokio::test]
 async fn imds_5xx_answers_are_retried() {
     let world = World::new().await;
     world.imds.fail_next(3, 503);

@@ -13,7 +13,7 @@ use tracing::{error, info};
 use crate::agent::{self, Agent, AgentError};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::metadata::Metadata;
-use crate::plan::Planned;
+use crate::plan::{self, Planned};
 use crate::route53::Route53;
 use crate::shutdown;
 use crate::{doctor, iam};
@@ -209,6 +209,8 @@ async fn dispatch(cli: &Cli, config: Config) -> Result<(), AgentError> {
     };
     let request_timeout = config.request_timeout;
     let shutdown_timeout = config.shutdown_timeout;
+    // deregister names the records it leaves behind from the configuration.
+    let configured = config.clone();
     let mut agent = Agent::new(
         config,
         Metadata::from_env(),
@@ -217,21 +219,7 @@ async fn dispatch(cli: &Cli, config: Config) -> Result<(), AgentError> {
     match (cli.command, shutdown) {
         (Command::Run(_), Some(shutdown)) => agent::run(agent, shutdown).await,
         (Command::Register(args), _) => register(&mut agent, args).await,
-        (Command::Deregister, _) => {
-            // Retries are bounded by shutdown_timeout here too: deregister
-            // usually runs as a stop step with a deadline of its own.
-            let deregistered = async {
-                agent.resolve_zones().await?;
-                agent.deregister_planned().await
-            };
-            match timeout(shutdown_timeout, deregistered).await {
-                Ok(result) => result,
-                Err(_) => Err(AgentError::LeftBehind {
-                    timeout: humantime::format_duration(shutdown_timeout).to_string(),
-                    records: "the records the current facts describe".into(),
-                }),
-            }
-        }
+        (Command::Deregister, _) => deregister(&mut agent, &configured, shutdown_timeout).await,
         (Command::Plan, _) => bounded("plan", shutdown_timeout, print_plan(&mut agent)).await,
         (Command::Gc, _) => {
             let collected = async {
@@ -247,6 +235,44 @@ async fn dispatch(cli: &Cli, config: Config) -> Result<(), AgentError> {
         }
         _ => Ok(()),
     }
+}
+
+/// The one-shot `deregister`. Its retries are bounded by shutdown_timeout,
+/// since it usually runs as a stop step with a deadline of its own. So that
+/// a deadline that runs out can name the records left behind, the facts
+/// are read first (again inside the deletes: IMDS is local and cheap),
+/// before the first Route 53 call, which is what usually hangs. A record
+/// deleted before the deadline is named too; the log says which were.
+async fn deregister(
+    agent: &mut Agent,
+    config: &Config,
+    limit: std::time::Duration,
+) -> Result<(), AgentError> {
+    let mut described = None;
+    let deregistered = async {
+        let (facts, _) = agent.plan().await?;
+        described = Some(plan::described(config, &facts));
+        agent.resolve_zones().await?;
+        agent.deregister_planned().await
+    };
+    let result = timeout(limit, deregistered).await;
+    result.unwrap_or_else(|_| {
+        let records = described.unwrap_or_else(|| {
+            let templates: Vec<String> = config
+                .records
+                .iter()
+                .map(|spec| format!("{} {}", spec.name, spec.record_type))
+                .collect();
+            format!(
+                "the records of {} (instance metadata did not answer in time to name them)",
+                templates.join(", ")
+            )
+        });
+        Err(AgentError::LeftBehind {
+            timeout: humantime::format_duration(limit).to_string(),
+            records,
+        })
+    })
 }
 
 /// Retryable failures are retried without limit: a boot must end

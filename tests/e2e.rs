@@ -481,6 +481,32 @@ async fn route53_hanging_at_shutdown_gives_up_at_the_deadline() {
 }
 
 #[tokio::test]
+async fn deregister_names_the_records_it_leaves_behind_at_the_deadline() {
+    let (world, relay) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    let config = world.config(
+        r#"
+        shutdown_timeout = "2s"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{tag:Name}.{ZONE}"
+        "#,
+    );
+    let register = world.once("register", &config).await;
+    assert_eq!(register.code, Some(0), "{register:?}");
+
+    relay.hang();
+    let began = std::time::Instant::now();
+    let finished = world.once("deregister", &config).await;
+    assert_eq!(finished.code, Some(75), "{finished:?}");
+    assert!(began.elapsed() < Duration::from_secs(5), "{finished:?}");
+    assert!(
+        finished.stderr.contains(&format!("left behind: {name}. A")),
+        "names the record left behind: {finished:?}"
+    );
+}
+
+#[tokio::test]
 async fn a_second_signal_exits_at_once_with_a_non_zero_code() {
     let (world, relay) = World::new().await.with_relay().await;
     let name = world.name("web-1");

@@ -3,7 +3,7 @@
 //! The configuration is loaded and checked before the runtime starts, so a
 //! bad file exits with [`exit::CONFIG`] before any network call.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -109,7 +109,9 @@ impl Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    ExitCode::from(execute(&cli))
+    let mut out = Output::default();
+    let code = execute(&cli, &mut out);
+    ExitCode::from(out.exit_code(code))
 }
 
 fn init_logging() {
@@ -124,7 +126,7 @@ fn init_logging() {
         .init();
 }
 
-fn execute(cli: &Cli) -> u8 {
+fn execute(cli: &Cli, out: &mut Output) -> u8 {
     let mut config = match Config::load(&cli.config) {
         Ok(config) => config,
         Err(error) => {
@@ -140,15 +142,15 @@ fn execute(cli: &Cli) -> u8 {
         config.boot_jitter = std::time::Duration::ZERO;
     }
     if cli.command == Command::Check {
-        println!(
+        out.line(format_args!(
             "{}: ok ({} record(s))",
             cli.config.display(),
             config.records.len()
-        );
+        ));
         return exit::OK;
     }
     if cli.command == Command::IamPolicy {
-        return print_iam_policy(&config);
+        return print_iam_policy(&config, out);
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -161,9 +163,9 @@ fn execute(cli: &Cli) -> u8 {
         }
     };
     if cli.command == Command::Doctor {
-        return run_doctor(&runtime, &config);
+        return run_doctor(&runtime, &config, out);
     }
-    let result = runtime.block_on(dispatch(cli, config));
+    let result = runtime.block_on(dispatch(cli, config, out));
     match result {
         Ok(()) => exit::OK,
         Err(error) => {
@@ -173,11 +175,11 @@ fn execute(cli: &Cli) -> u8 {
     }
 }
 
-fn print_iam_policy(config: &Config) -> u8 {
+fn print_iam_policy(config: &Config, out: &mut Output) -> u8 {
     let policy = iam::policy(config);
     match policy.to_json() {
         Ok(json) => {
-            println!("{json}");
+            out.line(json);
             exit::OK
         }
         Err(error) => {
@@ -187,10 +189,10 @@ fn print_iam_policy(config: &Config) -> u8 {
     }
 }
 
-fn run_doctor(runtime: &tokio::runtime::Runtime, config: &Config) -> u8 {
+fn run_doctor(runtime: &tokio::runtime::Runtime, config: &Config, out: &mut Output) -> u8 {
     let report = runtime.block_on(doctor::run(config));
     for finding in &report.findings {
-        println!("{finding}");
+        out.line(finding);
     }
     if report.passed() {
         exit::OK
@@ -199,7 +201,7 @@ fn run_doctor(runtime: &tokio::runtime::Runtime, config: &Config) -> u8 {
     }
 }
 
-async fn dispatch(cli: &Cli, config: Config) -> Result<(), AgentError> {
+async fn dispatch(cli: &Cli, config: Config, out: &mut Output) -> Result<(), AgentError> {
     info!(version = env!("CARGO_PKG_VERSION"), config = %cli.config.display(), command = cli.command.name(), "route53-agent starting");
     // Signals are caught from the start, so a SIGTERM during start-up still
     // ends in a clean deregistration.
@@ -220,16 +222,16 @@ async fn dispatch(cli: &Cli, config: Config) -> Result<(), AgentError> {
         (Command::Run(_), Some(shutdown)) => agent::run(agent, shutdown).await,
         (Command::Register(args), _) => register(&mut agent, args).await,
         (Command::Deregister, _) => deregister(&mut agent, &configured, shutdown_timeout).await,
-        (Command::Plan, _) => bounded("plan", shutdown_timeout, print_plan(&mut agent)).await,
+        (Command::Plan, _) => bounded("plan", shutdown_timeout, print_plan(&mut agent, out)).await,
         (Command::Gc, _) => {
             let collected = async {
                 agent.resolve_zones().await?;
                 agent.gc().await
             };
             let removed = bounded("gc", shutdown_timeout, collected).await?;
-            println!("{} stale record(s) removed", removed.len());
+            out.line(format_args!("{} stale record(s) removed", removed.len()));
             for record in removed {
-                println!("removed {record}");
+                out.line(format_args!("removed {record}"));
             }
             Ok(())
         }
@@ -313,10 +315,10 @@ async fn bounded<T>(
     })
 }
 
-async fn print_plan(agent: &mut Agent) -> Result<(), AgentError> {
+async fn print_plan(agent: &mut Agent, out: &mut Output) -> Result<(), AgentError> {
     agent.resolve_zones().await?;
     let (facts, planned) = agent.plan().await?;
-    println!("{}", facts.describe());
+    out.line(facts.describe());
     let mut failed = Vec::new();
     for (_, entry) in planned {
         match entry {
@@ -335,16 +337,16 @@ async fn print_plan(agent: &mut Agent) -> Result<(), AgentError> {
                     record.values.join(" ")
                 );
                 match agent.preview(facts.owner_id(), &record).await? {
-                    Ok(how) => println!("write   {line}   ({how})"),
+                    Ok(how) => out.line(format_args!("write   {line}   ({how})")),
                     Err(why) => {
-                        println!("refuse  {line}\n        {why}");
+                        out.line(format_args!("refuse  {line}\n        {why}"));
                         failed.push(why);
                     }
                 }
             }
-            Planned::Waiting(why) => println!("wait    {why}"),
+            Planned::Waiting(why) => out.line(format_args!("wait    {why}")),
             Planned::Failed(why) => {
-                println!("error   {why}");
+                out.line(format_args!("error   {why}"));
                 failed.push(why.to_string());
             }
         }
@@ -356,6 +358,54 @@ async fn print_plan(agent: &mut Agent) -> Result<(), AgentError> {
             count: failed.len(),
             details: failed.join("; "),
         })
+    }
+}
+
+/// Standard output, for the commands' reports. A reader that goes away
+/// early (`iam-policy | head -1`) is not a failure: the rest of the report
+/// is dropped quietly and the command ends with the exit code its work
+/// earned, as Unix tools do. Any other write error (a full disk) is logged
+/// once and fails a command that would otherwise have succeeded.
+#[derive(Debug, Default)]
+struct Output {
+    state: OutputState,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+enum OutputState {
+    #[default]
+    Open,
+    /// The reader went away.
+    Closed,
+    Failed,
+}
+
+impl Output {
+    /// Writes one line, unless nobody reads any more.
+    fn line(&mut self, text: impl std::fmt::Display) {
+        if self.state != OutputState::Open {
+            return;
+        }
+        let mut stdout = std::io::stdout().lock();
+        let written = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
+        match written {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.state = OutputState::Closed;
+            }
+            Err(error) => {
+                error!(error = %error, "cannot write to standard output");
+                self.state = OutputState::Failed;
+            }
+        }
+    }
+
+    /// The exit code, given the one the command's work earned.
+    fn exit_code(&self, earned: u8) -> u8 {
+        match self.state {
+            OutputState::Failed if earned == exit::OK => exit::FAILURE,
+            _ => earned,
+        }
     }
 }
 

@@ -394,6 +394,20 @@ async fn register_plan_and_deregister_as_one_shot_commands() {
 }
 
 #[tokio::test]
+async fn report_commands_end_quietly_when_nobody_reads_their_output() {
+    let world = World::new().await;
+    let config = world.simple_config();
+    for command in ["check", "iam-policy", "plan", "gc"] {
+        let finished = world.once_unread(command, &config).await;
+        assert_eq!(finished.code, Some(0), "{command}: {finished:?}");
+        assert!(
+            !finished.stderr.contains("panicked") && !finished.stderr.contains("Broken pipe"),
+            "{command}: {finished:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn deregister_leaves_a_record_that_holds_other_values() {
     let world = World::new().await;
     let name = world.name("web-1");

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use tracing::{error, info};
+use tracing_subscriber::filter::LevelFilter;
 
 use crate::agent::{self, Agent, AgentError};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
@@ -114,15 +115,45 @@ pub fn main() -> ExitCode {
     ExitCode::from(out.exit_code(code))
 }
 
+/// Targets that print request headers, resolved identities or signing
+/// material below info, each with the most it may log whatever RUST_LOG
+/// asks, so that logs never hold a token or a credential. At trace the
+/// SDK's request dumps carry the IMDS session token
+/// (`x-aws-ec2-metadata-token`), SigV4 prints its canonical requests (with
+/// the session token of temporary credentials), and the HTTP stack sees
+/// every header; at debug the SDK's orchestrator still prints the resolved
+/// identity with its access key id, when it resolves an endpoint.
+const SECRET_BEARING_TARGETS: &[(&str, LevelFilter)] = &[
+    ("aws_smithy_runtime", LevelFilter::INFO),
+    ("aws_smithy_runtime_api", LevelFilter::INFO),
+    ("aws_config", LevelFilter::DEBUG),
+    ("aws_runtime", LevelFilter::DEBUG),
+    ("aws_sigv4", LevelFilter::DEBUG),
+    ("aws_smithy_http_client", LevelFilter::DEBUG),
+    ("h2", LevelFilter::DEBUG),
+    ("hyper", LevelFilter::DEBUG),
+    ("hyper_util", LevelFilter::DEBUG),
+    ("reqwest", LevelFilter::DEBUG),
+];
+
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::filter::{FilterExt, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+
+    let asked = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let capped = SECRET_BEARING_TARGETS.iter().fold(
+        Targets::new().with_default(LevelFilter::TRACE),
+        |targets, (target, most)| targets.with_target(*target, *most),
+    );
     // Colours only for a person at a terminal: journald and log shippers
     // would store the escape codes.
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let output = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(std::io::stderr().is_terminal());
+    tracing_subscriber::registry()
+        .with(output.with_filter(asked.and(capped)))
         .init();
 }
 

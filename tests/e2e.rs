@@ -408,6 +408,43 @@ async fn report_commands_end_quietly_when_nobody_reads_their_output() {
 }
 
 #[tokio::test]
+async fn logs_hold_no_token_and_no_credentials_even_at_trace() {
+    let world = World::new().await;
+    let access_key_id = "AKIAROUTE53AGENTTEST";
+    let secret = "route53-agent-test-secret-access-key";
+    let env = [
+        // Asking for the noisiest targets by name must not bring them back.
+        (
+            "RUST_LOG",
+            "trace,aws_smithy_runtime::client::orchestrator=trace,aws_sigv4=trace",
+        ),
+        ("AWS_ACCESS_KEY_ID", access_key_id),
+        ("AWS_SECRET_ACCESS_KEY", secret),
+    ];
+    let finished = world
+        .once_env(&["register", "--no-jitter"], &world.simple_config(), &env)
+        .await;
+    assert_eq!(finished.code, Some(0), "{finished:?}");
+    assert!(finished.stderr.contains("DEBUG"), "{finished:?}");
+    let tokens = world.imds.issued_tokens();
+    assert!(!tokens.is_empty());
+    for token in &tokens {
+        assert!(
+            !finished.stderr.contains(token.as_str()),
+            "the IMDS token {token} is in the log: {}",
+            finished.stderr
+        );
+    }
+    for credential in [access_key_id, secret] {
+        assert!(
+            !finished.stderr.contains(credential),
+            "{credential} is in the log: {}",
+            finished.stderr
+        );
+    }
+}
+
+#[tokio::test]
 async fn deregister_leaves_a_record_that_holds_other_values() {
     let world = World::new().await;
     let name = world.name("web-1");

@@ -592,6 +592,7 @@ impl RawRecord {
         }
         let zone =
             zone_ref(self.zone_id.clone(), self.zone.as_deref(), self.private).map_err(at)?;
+        check_within_named_zone(&self.name, &zone).map_err(at)?;
         let routing =
             routing(self.set_identifier.clone(), self.multivalue, self.weight).map_err(at)?;
         if record_type == RecordType::Cname && routing != Routing::Simple {
@@ -634,6 +635,30 @@ fn zone_ref(
         (None, Some(name)) => DnsName::parse(name)
             .map(|name| ZoneRef::Name { name, private })
             .map_err(|error| format!("zone {name:?} is not a domain name: {error}")),
+    }
+}
+
+/// A zone given by name is in the file, so a name that can only lie
+/// outside it is refused here, before any network call. (A zone given by id
+/// has its name looked up first; `plan::check_zones` checks those.) Fields
+/// fill whole labels, so the template's shape decides for every instance.
+fn check_within_named_zone(name: &NameTemplate, zone: &ZoneRef) -> Result<(), String> {
+    let ZoneRef::Name {
+        name: zone_name, ..
+    } = zone
+    else {
+        return Ok(());
+    };
+    match name.shape() {
+        Ok(shape) if !shape.is_within(zone_name) => Err(match name.fields().next() {
+            None => format!("{shape} lies outside hosted zone {zone_name}"),
+            Some(_) => format!(
+                "every name it can render ends in `{}`, which lies outside hosted zone \
+                 {zone_name}",
+                name.fixed_suffix()
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -1029,6 +1054,26 @@ mod tests {
         ))
         .unwrap_err();
         assert!(error.contains("owner_prefix"), "{error}");
+    }
+
+    #[test]
+    fn names_outside_a_zone_given_by_name_are_refused() {
+        let record =
+            |name: &str| format!("[[record]]\nzone = \"example.com\"\nname = \"{name}\"\n");
+        let error = parse(&record("a.other.org")).unwrap_err();
+        assert!(error.contains("record[0] (a.other.org)"), "{error}");
+        assert!(
+            error.contains("a.other.org. lies outside hosted zone example.com."),
+            "{error}"
+        );
+        let error = parse(&record("{tag:Name}.example.com.other.org")).unwrap_err();
+        assert!(
+            error.contains("ends in `.example.com.other.org`"),
+            "{error}"
+        );
+        for inside in ["example.com", "a.Example.COM.", "{tag:Name}.example.com"] {
+            assert!(parse(&record(inside)).is_ok(), "{inside}");
+        }
     }
 
     #[test]

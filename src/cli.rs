@@ -8,13 +8,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use tracing_subscriber::filter::LevelFilter;
 
-use crate::agent::{self, Agent, AgentError};
+use crate::agent::{self, Agent, AgentError, SyncReport};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::metadata::Metadata;
 use crate::plan::{self, Planned};
+use crate::retry::{self, Backoff, Class, Classify, Retry};
 use crate::route53::Route53;
 use crate::shutdown;
 use crate::{doctor, iam};
@@ -242,6 +243,7 @@ async fn dispatch(cli: &Cli, config: Config, out: &mut Output) -> Result<(), Age
     };
     let request_timeout = config.request_timeout;
     let shutdown_timeout = config.shutdown_timeout;
+    let backoff = config.backoff;
     // deregister names the records it leaves behind from the configuration.
     let configured = config.clone();
     let mut agent = Agent::new(
@@ -251,7 +253,7 @@ async fn dispatch(cli: &Cli, config: Config, out: &mut Output) -> Result<(), Age
     );
     match (cli.command, shutdown) {
         (Command::Run(_), Some(shutdown)) => agent::run(agent, shutdown).await,
-        (Command::Register(args), _) => register(&mut agent, args).await,
+        (Command::Register(args), _) => register(&mut agent, args, backoff).await,
         (Command::Deregister, _) => deregister(&mut agent, &configured, shutdown_timeout).await,
         (Command::Plan, _) => bounded("plan", shutdown_timeout, print_plan(&mut agent, out)).await,
         (Command::Gc, _) => {
@@ -310,10 +312,14 @@ async fn deregister(
 
 /// Retryable failures are retried without limit: a boot must end
 /// registered. A user who cannot wait stops it with Ctrl-C.
-async fn register(agent: &mut Agent, args: RegisterArgs) -> Result<(), AgentError> {
+async fn register(
+    agent: &mut Agent,
+    args: RegisterArgs,
+    backoff: Backoff,
+) -> Result<(), AgentError> {
     agent.wait_boot_jitter().await;
     agent.resolve_zones().await?;
-    let report = agent.sync().await?;
+    let report = sync_once_metadata_answers(agent, backoff).await?;
     if args.wait && !agent.wait_insync(&report.changes).await {
         return Err(AgentError::NotWritten {
             count: report.changes.len(),
@@ -327,6 +333,34 @@ async fn register(agent: &mut Agent, args: RegisterArgs) -> Result<(), AgentErro
             count: report.problems.len(),
             details: report.problems.join("; "),
         })
+    }
+}
+
+/// register's pass, tried again, with the backoff Route 53 calls use, for
+/// as long as instance metadata cannot be read yet (IMDS or the network not
+/// up at boot): the Route 53 calls inside are retried without limit, and
+/// so is this read. A failure that asking again cannot mend ends it at
+/// once; which those are is said where `MetadataError` is classified. The
+/// pass fails at its metadata read, before any write, so trying it again
+/// repeats nothing.
+async fn sync_once_metadata_answers(
+    agent: &mut Agent,
+    backoff: Backoff,
+) -> Result<SyncReport, AgentError> {
+    let mut retry = Retry::new(backoff, retry::os_seeded());
+    let mut attempt = 0;
+    loop {
+        let error = match agent.sync().await {
+            Err(AgentError::Metadata(error)) if error.class() == Class::Retryable => error,
+            other => return other,
+        };
+        let delay = backoff.delay(attempt, retry.rng());
+        warn!(
+            call = "read instance metadata", attempt = attempt + 1,
+            retry_in_ms = delay.as_millis() as u64, error = %error, "call failed; will retry"
+        );
+        retry.wait(delay).await;
+        attempt = attempt.saturating_add(1);
     }
 }
 

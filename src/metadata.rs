@@ -21,6 +21,7 @@ use aws_config::imds::client::error::ImdsError;
 use crate::config::{Config, ValueSource};
 use crate::dns::{DnsName, check_hostname_label};
 use crate::ecs::{EcsError, TaskFacts, TaskMetadata};
+use crate::retry::{Class, Classify};
 use crate::template::{Field, FieldValues};
 
 /// How much of an unexpected body an error may quote.
@@ -216,6 +217,42 @@ impl MetadataError {
         matches!(self, MetadataError::Fetch { source, .. }
             if matches!(source.as_ref(), ImdsError::ErrorResponse(response)
                 if response.response().status().as_u16() == 401))
+    }
+}
+
+/// Which failed reads are worth another attempt. `run` reads again at its
+/// next poll whatever the failure; this is for `register`, which must end
+/// registered and so tries again while that can help.
+///
+/// - IMDS not answering (refused or timed-out connections, 5xx after the
+///   SDK client's own attempts, a token it stopped accepting) may mend: at
+///   boot the network or IMDS may not be up yet. Retryable.
+/// - A token PUT that IMDS never answers is the container hop-limit
+///   symptom, and a 403 means IMDS is switched off or the request went
+///   through a proxy: instance settings, which asking again does not
+///   change. Final.
+/// - An answer that is there but wrong stays wrong: an identity path
+///   missing (not EC2, or an endpoint that is not IMDS) or garbage where
+///   the instance id, region or zone belongs. Final. (Garbage in a value,
+///   tags switched off and an unreadable ECS task fail only the records
+///   that use them: none of these reaches here.)
+impl Classify for MetadataError {
+    fn class(&self) -> Class {
+        match self {
+            MetadataError::Fetch { source, .. } => match source.as_ref() {
+                ImdsError::FailedToLoadToken(_) if token_put_timed_out(source) => Class::Final,
+                ImdsError::ErrorResponse(response)
+                    if response.response().status().as_u16() == 403 =>
+                {
+                    Class::Final
+                }
+                _ => Class::Retryable,
+            },
+            MetadataError::Task(_)
+            | MetadataError::Missing { .. }
+            | MetadataError::NotAnAddress { .. }
+            | MetadataError::Implausible { .. } => Class::Final,
+        }
     }
 }
 
@@ -622,6 +659,16 @@ mod tests {
                 "{body:?}: {error}"
             );
         }
+    }
+
+    #[test]
+    fn answers_that_are_wrong_are_final_for_register() {
+        let missing = MetadataError::Missing {
+            path: "instance-id".into(),
+        };
+        assert_eq!(missing.class(), Class::Final);
+        let garbage = check_plain("<html>", "instance-id", "instance id").unwrap_err();
+        assert_eq!(garbage.class(), Class::Final);
     }
 
     #[test]

@@ -343,6 +343,37 @@ async fn imds_5xx_answers_are_retried() {
 }
 
 #[tokio::test]
+async fn register_waits_for_instance_metadata_that_is_not_up_yet() {
+    let world = World::new().await;
+    let name = world.name("web-1");
+    world.imds.fail_next(u32::MAX, 503);
+    let began = Instant::now();
+    let mut register = world.spawn_with(
+        &["register", "--no-jitter"],
+        &fast_config(&world, "", ""),
+        &[],
+    );
+    // Longer than the SDK client's own attempts take to give up.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    world.imds.fail_next(0, 503);
+    assert_eq!(
+        register.exit_code(SOON).await,
+        Some(0),
+        "{}",
+        register.log()
+    );
+    let log = register.log();
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((60, vec!["10.0.0.10".to_string()])),
+        "{log}"
+    );
+    let retries = log.matches("will retry").count();
+    assert!((1..=20).contains(&retries), "{retries}: {log}");
+    assert_within(began, Duration::from_secs(25), &log);
+}
+
+#[tokio::test]
 async fn an_imds_outage_keeps_the_records_and_an_expired_token_is_replaced() {
     let world = World::new().await;
     let name = world.name("web-1");

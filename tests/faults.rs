@@ -448,6 +448,45 @@ async fn route53_refusing_connections_at_shutdown_gives_up_at_the_deadline() {
 }
 
 #[tokio::test]
+async fn the_shutdown_deadline_counts_from_a_signal_during_start_up() {
+    let (world, relay) = World::new().await.with_relay().await;
+    // Without AWS_REGION, loading the AWS settings asks IMDS for the region,
+    // which takes the SDK client seconds of retries while IMDS answers 503.
+    // Route 53 hangs, so a pass can only end at the deadline.
+    world.imds.fail_next(3, 503);
+    relay.hang();
+    let config = world.config(
+        r#"
+        shutdown_timeout = "2s"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{tag:Name}.{ZONE}"
+        "#,
+    );
+    let mut agent = world.spawn_without(&["run", "--no-jitter"], &config, &["AWS_REGION"]);
+    agent.wait_log("route53-agent starting", SOON).await;
+    // The signal handlers are installed just after that line.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    agent.signal("TERM");
+    let signalled = Instant::now();
+
+    // The agent runs once the settings are loaded, usually more than
+    // shutdown_timeout after the signal; the deadline has then passed. (Had
+    // it counted from there, the pass would hang a whole shutdown_timeout.)
+    agent
+        .wait_log("stopping once the pass under way ends", SOON)
+        .await;
+    let loaded = signalled.elapsed();
+    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    let deadline = loaded.max(Duration::from_secs(2));
+    assert_within(
+        signalled,
+        deadline + Duration::from_millis(500),
+        &agent.log(),
+    );
+}
+
+#[tokio::test]
 async fn throttling_at_shutdown_is_retried_within_the_deadline() {
     let (world, proxy) = World::new().await.with_relay().await;
     let name = world.name("web-1");

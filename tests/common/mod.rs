@@ -212,6 +212,16 @@ impl World {
         self.start(command)
     }
 
+    /// Starts the agent with exactly these arguments, without the
+    /// variables named in `remove`.
+    pub fn spawn_without(&self, args: &[&str], config: &Path, remove: &[&str]) -> Agent {
+        let mut command = self.exact_command(args, config, &self.imds);
+        for key in remove {
+            command.env_remove(key);
+        }
+        self.start(command)
+    }
+
     fn start(&self, mut command: Command) -> Agent {
         let log = self.dir.path().join(format!(
             "agent-{}.log",

@@ -16,7 +16,7 @@ use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::metadata::Metadata;
 use crate::plan::{self, Planned};
 use crate::retry::{self, Backoff, Class, Classify, Retry};
-use crate::route53::Route53;
+use crate::route53::{AMBIGUOUS_HOSTED_ZONE, Route53};
 use crate::shutdown;
 use crate::{doctor, iam};
 use tokio::time::timeout;
@@ -201,9 +201,26 @@ fn execute(cli: &Cli, out: &mut Output) -> u8 {
     match result {
         Ok(()) => exit::OK,
         Err(error) => {
-            error!("{}", crate::error_chain(&error));
+            let chain = crate::error_chain(&error);
+            match zone_advice(&error) {
+                Some(advice) => error!("{chain}; {advice} in {}", cli.config.display()),
+                None => error!("{chain}"),
+            }
             exit_code(&error)
         }
+    }
+}
+
+/// What to change in the configuration file when it does not fit the
+/// hosted zones, as `doctor` advises.
+fn zone_advice(error: &AgentError) -> Option<&'static str> {
+    match error {
+        AgentError::Route53(error) if error.code.as_deref() == Some(AMBIGUOUS_HOSTED_ZONE) => {
+            Some("set private = true or false beside zone")
+        }
+        AgentError::Route53(error) if error.is_config() => Some("check zone_id or zone"),
+        AgentError::Zones(_) => Some("check the record's name, and zone_id or zone"),
+        _ => None,
     }
 }
 

@@ -200,6 +200,28 @@ async fn a_name_outside_its_zone_is_refused_before_any_write() {
 }
 
 #[tokio::test]
+async fn a_zone_that_does_not_exist_points_at_the_config_file() {
+    let world = World::new().await;
+    let config = world.config(
+        r#"
+        [[record]]
+        zone_id = "ZDOESNOTEXIST0"
+        name = "{tag:Name}.{ZONE}"
+        "#,
+    );
+    let advice = format!("check zone_id or zone in {}", config.display());
+    for command in ["plan", "register", "run"] {
+        let finished = world.once(command, &config).await;
+        assert_eq!(finished.code, Some(64), "{command}: {finished:?}");
+        assert!(
+            finished.stderr.contains("NoSuchHostedZone"),
+            "{command}: {finished:?}"
+        );
+        assert!(finished.stderr.contains(&advice), "{command}: {finished:?}");
+    }
+}
+
+#[tokio::test]
 async fn a_garbage_address_is_never_published() {
     let world = World::new().await;
     let name = world.name("web-1");

@@ -405,6 +405,12 @@ async fn register_plan_and_deregister_as_one_shot_commands() {
         world.record(&name, RrType::A).await,
         Some((60, vec!["10.0.0.10".to_string()]))
     );
+    let again = world.once("plan", &config).await;
+    assert!(again.stdout.contains("(unchanged)"), "{again:?}");
+    world.imds.set("local-ipv4", "10.0.0.11");
+    let moved = world.once("plan", &config).await;
+    assert!(moved.stdout.contains("(update"), "{moved:?}");
+    world.imds.set("local-ipv4", "10.0.0.10");
 
     let deregister = world.once("deregister", &config).await;
     assert_eq!(deregister.code, Some(0), "{deregister:?}");

@@ -56,7 +56,8 @@ pub struct Cli {
 pub enum Command {
     /// Register, follow address and tag changes, deregister on SIGTERM/SIGINT.
     Run(RunArgs),
-    /// UPSERT the records once; exit 0 when Route 53 accepted them.
+    /// Write the records once (CREATE or UPSERT, each with its ownership
+    /// marker); exit 0 when Route 53 accepted them.
     Register(RegisterArgs),
     /// Delete the records the current facts describe, each with its marker,
     /// only while the marker names this instance.

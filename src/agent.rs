@@ -508,7 +508,7 @@ pub async fn run(mut agent: Agent, mut shutdown: Shutdown) -> Result<(), AgentEr
     // fleet booted together spreads out its zone lookups as well as its
     // writes.
     if !agent.wait_boot_jitter().await {
-        deadline = Some(Instant::now() + shutdown_timeout);
+        deadline = Some(shutdown.deadline(shutdown_timeout));
     }
     while deadline.is_none() {
         let step = agent.step(started, &mut gc_pending);
@@ -517,7 +517,7 @@ pub async fn run(mut agent: Agent, mut shutdown: Shutdown) -> Result<(), AgentEr
             outcome = &mut step => outcome,
             reason = shutdown.requested() => {
                 info!(%reason, "stopping once the pass under way ends");
-                let until = Instant::now() + shutdown_timeout;
+                let until = shutdown.deadline(shutdown_timeout);
                 deadline = Some(until);
                 timeout_at(until, step).await.unwrap_or(Ok(started))
             }
@@ -527,14 +527,14 @@ pub async fn run(mut agent: Agent, mut shutdown: Shutdown) -> Result<(), AgentEr
             Err(error) => return Err(error),
         }
         if deadline.is_none() && wait_or_shutdown(poll, &mut shutdown).await {
-            deadline = Some(Instant::now() + shutdown_timeout);
+            deadline = Some(shutdown.deadline(shutdown_timeout));
         }
     }
 
     // From here on the deadline bounds every retry, not shutdown.
     notify::stopping("deregistering");
     agent.faults.retry.interrupt_on(None);
-    let until = deadline.unwrap_or_else(|| Instant::now() + shutdown_timeout);
+    let until = deadline.unwrap_or_else(|| shutdown.deadline(shutdown_timeout));
     let began = Instant::now();
     let result = match timeout_at(until, agent.deregister_written()).await {
         Ok(result) => {

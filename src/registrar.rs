@@ -210,8 +210,10 @@ impl Registrar {
         record: &DesiredRecord,
     ) -> Result<Result<String, String>, Route53Error> {
         let sets = self.route53.sets_at(&record.zone_id, &record.name).await?;
+        let unchanged = sets.iter().any(|s| s.is_set_of(record) && s.holds(record));
         Ok(match self.check(record, None, &sets).await? {
             Ok((_, Decision::Create)) => Ok("create".into()),
+            Ok((_, Decision::Update)) if unchanged => Ok("unchanged".into()),
             Ok((_, Decision::Update)) => Ok("update (this instance's already)".into()),
             Ok((_, Decision::TakeOver { from })) => Ok(format!("take over from {from}")),
             Ok((_, Decision::Refuse(why))) | Err(why) => Err(why),

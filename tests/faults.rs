@@ -305,6 +305,30 @@ async fn a_token_put_that_never_answers_is_explained_as_the_hop_limit() {
 }
 
 #[tokio::test]
+async fn a_refused_imds_connection_points_at_the_endpoint_not_the_hop_limit() {
+    let world = World::new().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let refusing = format!("http://{}", closed.local_addr().expect("address"));
+    drop(closed);
+    let env = [("AWS_EC2_METADATA_SERVICE_ENDPOINT", refusing.as_str())];
+    let finished = world
+        .once_env(&["plan"], &world.simple_config(), &env)
+        .await;
+    assert_eq!(finished.code, Some(1), "{finished:?}");
+    assert!(
+        finished.stderr.contains("--http-endpoint enabled"),
+        "{finished:?}"
+    );
+    assert!(
+        finished
+            .stderr
+            .contains("AWS_EC2_METADATA_SERVICE_ENDPOINT is right"),
+        "{finished:?}"
+    );
+    assert!(!finished.stderr.contains("hop limit"), "{finished:?}");
+}
+
+#[tokio::test]
 async fn imds_5xx_answers_are_retried() {
     let world = World::new().await;
     world.imds.fail_next(3, 503);
@@ -316,6 +340,37 @@ async fn imds_5xx_answers_are_retried() {
         world.record(&world.name("web-1"), RrType::A).await,
         Some((60, vec!["10.0.0.10".to_string()]))
     );
+}
+
+#[tokio::test]
+async fn register_waits_for_instance_metadata_that_is_not_up_yet() {
+    let world = World::new().await;
+    let name = world.name("web-1");
+    world.imds.fail_next(u32::MAX, 503);
+    let began = Instant::now();
+    let mut register = world.spawn_with(
+        &["register", "--no-jitter"],
+        &fast_config(&world, "", ""),
+        &[],
+    );
+    // Longer than the SDK client's own attempts take to give up.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    world.imds.fail_next(0, 503);
+    assert_eq!(
+        register.exit_code(SOON).await,
+        Some(0),
+        "{}",
+        register.log()
+    );
+    let log = register.log();
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((60, vec!["10.0.0.10".to_string()])),
+        "{log}"
+    );
+    let retries = log.matches("will retry").count();
+    assert!((1..=20).contains(&retries), "{retries}: {log}");
+    assert_within(began, Duration::from_secs(25), &log);
 }
 
 #[tokio::test]
@@ -390,6 +445,45 @@ async fn route53_refusing_connections_at_shutdown_gives_up_at_the_deadline() {
     );
     proxy.refuse(false);
     assert!(world.record(&name, RrType::A).await.is_some());
+}
+
+#[tokio::test]
+async fn the_shutdown_deadline_counts_from_a_signal_during_start_up() {
+    let (world, relay) = World::new().await.with_relay().await;
+    // Without AWS_REGION, loading the AWS settings asks IMDS for the region,
+    // which takes the SDK client seconds of retries while IMDS answers 503.
+    // Route 53 hangs, so a pass can only end at the deadline.
+    world.imds.fail_next(3, 503);
+    relay.hang();
+    let config = world.config(
+        r#"
+        shutdown_timeout = "2s"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{tag:Name}.{ZONE}"
+        "#,
+    );
+    let mut agent = world.spawn_without(&["run", "--no-jitter"], &config, &["AWS_REGION"]);
+    agent.wait_log("route53-agent starting", SOON).await;
+    // The signal handlers are installed just after that line.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    agent.signal("TERM");
+    let signalled = Instant::now();
+
+    // The agent runs once the settings are loaded, usually more than
+    // shutdown_timeout after the signal; the deadline has then passed. (Had
+    // it counted from there, the pass would hang a whole shutdown_timeout.)
+    agent
+        .wait_log("stopping once the pass under way ends", SOON)
+        .await;
+    let loaded = signalled.elapsed();
+    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    let deadline = loaded.max(Duration::from_secs(2));
+    assert_within(
+        signalled,
+        deadline + Duration::from_millis(500),
+        &agent.log(),
+    );
 }
 
 #[tokio::test]

@@ -239,9 +239,13 @@ impl Registrar {
         if let Some(why) = owner::conflict(record, &others) {
             return Ok(Err(why));
         }
+        // A live set that holds `record` already is this process's own
+        // write whose answer was lost (a timeout, a dropped connection): the
+        // retry goes on as an update, not as someone else's change.
         if let (Some(live), Some(previous)) = (live, previous)
             && previous.key() == record.key()
             && !live.holds(previous)
+            && !live.holds(record)
         {
             return Ok(Err(format!(
                 "{record} was changed by someone else since it was written (now {live}); left \

@@ -197,6 +197,38 @@ async fn a_batch_rejected_twice_as_invalid_is_not_sent_again_every_poll() {
     assert_eq!(world.record(&rejected, RrType::A).await, None);
 }
 
+#[tokio::test]
+async fn an_update_whose_answer_was_lost_is_known_again_as_the_agents_own() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    let mut agent = world.spawn(&fast_config(&world, "", ""));
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+
+    // The update reaches Route 53, but its answer never reaches the agent.
+    // The retry finds the agent's own write live: that is no one else's
+    // change, and the record is still the agent's to delete.
+    proxy.inject(Action::ChangeRecords, &[Fault::Lost]);
+    world.imds.set("local-ipv4", "10.0.0.77");
+    let deadline = Instant::now() + SOON;
+    while agent.log().matches("record written").count() < 2 {
+        let log = agent.log();
+        assert!(!log.contains("changed by someone else"), "{log}");
+        assert!(Instant::now() < deadline, "{log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(proxy.count(Action::ChangeRecords), 3, "{}", agent.log());
+
+    agent.stop().await;
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        None,
+        "{}",
+        agent.log()
+    );
+}
+
 // 2. Boot jitter
 
 #[tokio::test]

@@ -474,6 +474,41 @@ async fn a_signal_during_an_inflight_change_lets_it_finish_then_deletes() {
 }
 
 #[tokio::test]
+async fn an_update_abandoned_at_shutdown_is_deleted_whichever_values_are_live() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    let mut agent = world.spawn(&fast_config(&world, "", ""));
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+
+    // The update never gets through, and the agent stops while retrying
+    // it: it cannot tell whether the old address or the new one is live,
+    // and deletes its record either way.
+    proxy.always(Action::ChangeRecords, "10.0.0.77", Fault::Hang);
+    world.imds.set("local-ipv4", "10.0.0.77");
+    let deadline = Instant::now() + SOON;
+    while proxy.count(Action::ChangeRecords) < 2 {
+        assert!(Instant::now() < deadline, "{}", agent.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    agent.stop().await;
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        None,
+        "{}",
+        agent.log()
+    );
+    assert!(
+        world
+            .marker(&format!("_route53-agent.a.{name}"))
+            .await
+            .is_empty()
+    );
+}
+
+#[tokio::test]
 async fn route53_unreachable_at_boot_is_retried_without_spinning() {
     let (world, proxy) = World::new().await.with_relay().await;
     let name = world.name("web-1");

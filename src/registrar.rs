@@ -43,7 +43,8 @@ pub enum DeleteOutcome {
     Deleted { change_id: String },
     /// Nothing was there: as good as deleted.
     AlreadyGone,
-    /// Not ours any more, or changed since it was written: left alone.
+    /// Not ours any more, or changed since it was written: left alone (and,
+    /// when changed, no longer marked as ours).
     LeftAlone(String),
 }
 
@@ -288,7 +289,8 @@ impl Registrar {
 
     /// Deletes `record` and its marker in one batch, only while both are
     /// still ours (see [`Expect`]). A record that is gone counts as deleted;
-    /// its marker, if ours, goes too.
+    /// its marker, if ours, goes too. A record someone else changed is left,
+    /// and only our marker beside it goes.
     pub async fn delete(
         &self,
         record: &DesiredRecord,
@@ -319,23 +321,23 @@ impl Registrar {
         let sets = self.route53.sets_at(&record.zone_id, &record.name).await?;
         let live = sets.into_iter().find(|set| set.is_set_of(record));
         let marker = self.marker_set(&record.zone_id, &marker_name).await?;
-        let ours = marker.as_ref().is_some_and(|set| {
-            let values = set.values.clone();
-            owner::owner(Some(set), &values, &self.instance_id, record) == owner::Owner::Us
+        let ours = marker.filter(|set| {
+            owner::owner(Some(set), &set.values, &self.instance_id, record) == owner::Owner::Us
         });
 
         let mut writes = Vec::new();
         let outcome = match &live {
             None => DeleteOutcome::AlreadyGone,
-            Some(live) if !ours => {
+            Some(live) if ours.is_none() => {
                 return Ok(DeleteOutcome::LeftAlone(format!(
                     "{live} is not marked as this instance's (no marker of ours beside it)"
                 )));
             }
             Some(live) if expect == Expect::Written && !live.holds(record) => {
-                return Ok(DeleteOutcome::LeftAlone(format!(
+                let changed = format!(
                     "{record} was changed by someone else since it was written (now {live})"
-                )));
+                );
+                return self.disown(&record.zone_id, ours.as_ref(), changed).await;
             }
             Some(live) => {
                 writes.push(Write::Delete(live));
@@ -344,7 +346,7 @@ impl Registrar {
                 }
             }
         };
-        if let Some(marker) = marker.as_ref().filter(|_| ours) {
+        if let Some(marker) = &ours {
             writes.push(Write::Delete(marker));
         }
         if writes.is_empty() {
@@ -355,6 +357,29 @@ impl Registrar {
             DeleteOutcome::Deleted { .. } => DeleteOutcome::Deleted { change_id },
             other => other,
         })
+    }
+
+    /// Leaves a record someone else changed, and deletes this instance's
+    /// marker beside it (its exact live values, in a batch of its own): the
+    /// record is no longer marked as ours, so a later `deregister`, `gc` or
+    /// restart of this instance leaves it alone too.
+    async fn disown(
+        &self,
+        zone_id: &ZoneId,
+        marker: Option<&LiveSet>,
+        changed: String,
+    ) -> Result<DeleteOutcome, Route53Error> {
+        let Some(marker) = marker else {
+            return Ok(DeleteOutcome::LeftAlone(changed));
+        };
+        self.route53
+            .apply(zone_id, &[Write::Delete(marker)])
+            .await?;
+        Ok(DeleteOutcome::LeftAlone(format!(
+            "{changed}; this instance's marker {} is deleted, so the record counts as someone \
+             else's from now on",
+            marker.name
+        )))
     }
 
     /// Finds the records in `zone_id` whose marker names this instance.

@@ -137,7 +137,7 @@ impl Registrar {
                         warn!(record = %record, from = %from, "taking the record over");
                     }
                     outcome.already_ours += usize::from(decision == Decision::Update);
-                    markers.push(marker_name);
+                    markers.push((marker_name, decision));
                     accepted.push((tag.clone(), *record));
                 }
                 Err(why) => outcome.refused.push((tag.clone(), why)),
@@ -147,12 +147,21 @@ impl Registrar {
             return Ok(outcome);
         }
         let mut writes = Vec::new();
-        for ((_, record), marker_name) in accepted.iter().zip(&markers) {
-            let live = sets.iter().any(|set| set.is_set_of(record));
-            writes.push(if live {
-                Write::Upsert(record)
-            } else {
-                Write::Create(record)
+        for ((_, record), (marker_name, decision)) in accepted.iter().zip(&markers) {
+            let live = sets.iter().find(|set| set.is_set_of(record));
+            writes.push(match live {
+                None => Write::Create(record),
+                // An operator may attach a health check to this instance's
+                // own set (in a multivalue fleet, say): an update keeps it.
+                // One on a set taken from someone else watches their
+                // endpoint, not ours.
+                Some(live) => Write::Upsert {
+                    record,
+                    health_check_id: live
+                        .health_check_id
+                        .as_deref()
+                        .filter(|_| *decision == Decision::Update),
+                },
             });
             writes.push(Write::Txt {
                 name: marker_name,
@@ -333,7 +342,9 @@ impl Registrar {
                     "{live} is not marked as this instance's (no marker of ours beside it)"
                 )));
             }
-            Some(live) if expect == Expect::Written && !live.holds(record) => {
+            Some(live)
+                if !live.could_be_ours() || (expect == Expect::Written && !live.holds(record)) =>
+            {
                 let changed = format!(
                     "{record} was changed by someone else since it was written (now {live})"
                 );

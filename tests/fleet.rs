@@ -6,8 +6,12 @@ mod common;
 
 use std::time::Duration;
 
-use aws_sdk_route53::types::RrType;
+use aws_sdk_route53::types::{
+    AliasTarget, ChangeAction, HealthCheckConfig, HealthCheckType, ResourceRecord,
+    ResourceRecordSet, RrType,
+};
 use common::{World, absent, holds};
+use route53_agent_testkit::route53::change_record;
 use route53_agent_testkit::{create_zone, records, upsert, values_of};
 
 const SOON: Duration = Duration::from_secs(15);
@@ -494,5 +498,146 @@ async fn plan_shows_what_register_would_refuse() {
         world.record(&name, RrType::A).await,
         Some((300, vec!["192.0.2.1".to_string()])),
         "plan wrote nothing"
+    );
+}
+
+/// The set of `instance` under `name` in a multivalue fleet, with a health
+/// check attached, as an operator would UPSERT it.
+fn checked_set(name: &str, instance: &str, ip: &str, health_check_id: &str) -> ResourceRecordSet {
+    ResourceRecordSet::builder()
+        .name(name)
+        .r#type(RrType::A)
+        .set_identifier(instance)
+        .multi_value_answer(true)
+        .ttl(60)
+        .resource_records(ResourceRecord::builder().value(ip).build().unwrap())
+        .health_check_id(health_check_id)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_health_check_on_an_instances_set_is_kept_on_update_and_the_set_still_deleted() {
+    let world = World::new().await;
+    let name = world.name("fleet");
+    let config = world.config(
+        r#"
+        poll_interval = "1s"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "fleet.{ZONE}"
+        set_identifier = "{instance_id}"
+        multivalue = true
+        "#,
+    );
+    let mut agent = world.spawn(&config);
+    world
+        .wait_sets(&[&agent], &name, RrType::A, SOON, |sets| sets.len() == 1)
+        .await;
+
+    // An operator attaches a health check to this instance's set.
+    let health_check = world
+        .r53
+        .create_health_check()
+        .caller_reference(format!("{}-{name}", std::process::id()))
+        .health_check_config(
+            HealthCheckConfig::builder()
+                .r#type(HealthCheckType::Http)
+                .ip_address("10.0.0.10")
+                .port(80)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("creating a health check");
+    let check_id = health_check.health_check().unwrap().id().to_string();
+    change_record(
+        &world.r53,
+        &world.zone_id,
+        ChangeAction::Upsert,
+        checked_set(&name, FIRST, "10.0.0.10", &check_id),
+    )
+    .await
+    .expect("attaching the health check");
+
+    // The address changes: the agent's UPSERT keeps the health check.
+    world.imds.set("local-ipv4", "10.0.0.77");
+    world
+        .wait_sets(&[&agent], &name, RrType::A, SOON, |sets| {
+            sets == [(Some(FIRST.into()), vec!["10.0.0.77".to_string()])]
+        })
+        .await;
+    let live = records(&world.r53, &world.zone_id).await;
+    let set = live
+        .iter()
+        .find(|set| set.set_identifier() == Some(FIRST))
+        .expect("the instance's set");
+    assert_eq!(
+        set.health_check_id(),
+        Some(check_id.as_str()),
+        "{}",
+        agent.log()
+    );
+
+    // A DELETE must repeat the health check, or Route 53 refuses it.
+    agent.stop().await;
+    assert!(
+        world.sets(&name, RrType::A).await.is_empty(),
+        "{}",
+        agent.log()
+    );
+    let marker = format!("_route53-agent.a-{}.{name}", FIRST);
+    assert!(world.marker(&marker).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_alias_put_at_the_instances_name_is_never_taken_for_its_own() {
+    let world = World::new().await;
+    let name = world.name("web-1");
+    let registered = world.once("register", &world.simple_config()).await;
+    assert_eq!(registered.code, Some(0), "{registered:?}");
+
+    // Someone points the name elsewhere with an alias; the agent's marker
+    // is still beside it.
+    let alias = ResourceRecordSet::builder()
+        .name(&name)
+        .r#type(RrType::A)
+        .alias_target(
+            AliasTarget::builder()
+                .hosted_zone_id(&world.zone_id)
+                .dns_name(world.name("elsewhere"))
+                .evaluate_target_health(false)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    change_record(&world.r53, &world.zone_id, ChangeAction::Upsert, alias)
+        .await
+        .expect("putting an alias at the name");
+    let is_alias = || async {
+        records(&world.r53, &world.zone_id)
+            .await
+            .iter()
+            .any(|set| set.name().starts_with("web-1.") && set.alias_target().is_some())
+    };
+
+    let again = world.once("register", &world.simple_config()).await;
+    assert_eq!(again.code, Some(1), "{again:?}");
+    assert!(is_alias().await, "register overwrote the alias: {again:?}");
+
+    let deregistered = world.once("deregister", &world.simple_config()).await;
+    assert_eq!(deregistered.code, Some(0), "{deregistered:?}");
+    assert!(
+        is_alias().await,
+        "deregister deleted the alias: {deregistered:?}"
+    );
+    assert!(
+        world
+            .marker(&format!("_route53-agent.a.{name}"))
+            .await
+            .is_empty(),
+        "{deregistered:?}"
     );
 }

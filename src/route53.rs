@@ -121,6 +121,12 @@ pub enum Write<'a> {
         values: Vec<String>,
         ttl: u32,
     },
+    /// CREATE a simple TXT record set (fails if one is there already).
+    CreateTxt {
+        name: &'a DnsName,
+        values: Vec<String>,
+        ttl: u32,
+    },
     /// DELETE a live record set, with its exact live values.
     Delete(&'a LiveSet),
 }
@@ -408,20 +414,24 @@ fn change(write: &Write<'_>) -> Result<Change, BuildError> {
             ChangeAction::Upsert,
             desired_set(record, health_check_id.map(str::to_string))?,
         ),
-        Write::Txt { name, values, ttl } => (
-            ChangeAction::Upsert,
-            ResourceRecordSet::builder()
-                .name(name.as_str())
-                .r#type(RrType::Txt)
-                .ttl(i64::from(*ttl))
-                .set_resource_records(Some(resource_records(values)?))
-                .build()?,
-        ),
+        Write::Txt { name, values, ttl } => (ChangeAction::Upsert, txt_set(name, values, *ttl)?),
+        Write::CreateTxt { name, values, ttl } => {
+            (ChangeAction::Create, txt_set(name, values, *ttl)?)
+        }
         Write::Delete(live) => (ChangeAction::Delete, live_to_set(live)?),
     };
     Change::builder()
         .action(action)
         .resource_record_set(set)
+        .build()
+}
+
+fn txt_set(name: &DnsName, values: &[String], ttl: u32) -> Result<ResourceRecordSet, BuildError> {
+    ResourceRecordSet::builder()
+        .name(name.as_str())
+        .r#type(RrType::Txt)
+        .ttl(i64::from(ttl))
+        .set_resource_records(Some(resource_records(values)?))
         .build()
 }
 
@@ -598,6 +608,29 @@ mod tests {
             create.resource_record_set().unwrap().health_check_id(),
             None
         );
+    }
+
+    #[test]
+    fn markers_are_upserted_or_created_as_asked() {
+        let name = DnsName::parse("_route53-agent.a.example.com").unwrap();
+        let values = vec!["\"heritage=route53-agent,instance=i-1,type=A\"".to_string()];
+        let upsert = change(&Write::Txt {
+            name: &name,
+            values: values.clone(),
+            ttl: 60,
+        })
+        .unwrap();
+        assert_eq!(upsert.action(), &ChangeAction::Upsert);
+        let create = change(&Write::CreateTxt {
+            name: &name,
+            values,
+            ttl: 60,
+        })
+        .unwrap();
+        assert_eq!(create.action(), &ChangeAction::Create);
+        let set = create.resource_record_set().unwrap();
+        assert_eq!(set.r#type(), &RrType::Txt);
+        assert_eq!(set.ttl(), Some(60));
     }
 
     #[test]

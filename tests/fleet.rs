@@ -641,3 +641,70 @@ async fn an_alias_put_at_the_instances_name_is_never_taken_for_its_own() {
         "{deregistered:?}"
     );
 }
+
+#[tokio::test]
+async fn an_update_racing_another_instance_that_takes_the_name_fails_instead_of_overwriting() {
+    use route53_agent_testkit::{Action, Fault};
+
+    let (world, proxy) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    let marker = format!("_route53-agent.a.{name}");
+    let second = "i-0bbbbbbbbbbbbbbbb";
+    let mut agent = world.spawn(&world.simple_config());
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+
+    // The agent reads the zone for an update, and its change batch is held
+    // on the way while another instance takes the name.
+    proxy.always(
+        Action::ChangeRecords,
+        "10.0.0.77",
+        Fault::Delay(Duration::from_secs(2)),
+    );
+    world.imds.set("local-ipv4", "10.0.0.77");
+    let deadline = std::time::Instant::now() + SOON;
+    while proxy.count(Action::ChangeRecords) < 2 {
+        assert!(std::time::Instant::now() < deadline, "{}", agent.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let theirs = marker_of(second, "A");
+    upsert(
+        &world.r53,
+        &world.zone_id,
+        &marker,
+        RrType::Txt,
+        60,
+        &[&theirs],
+    )
+    .await;
+    upsert(
+        &world.r53,
+        &world.zone_id,
+        &name,
+        RrType::A,
+        60,
+        &["10.0.0.20"],
+    )
+    .await;
+
+    // The held batch arrives after the takeover: it was conditional on the
+    // marker the agent read, so Route 53 rejects it, and the next pass sees
+    // the name is no longer the agent's.
+    agent.wait_log("the zone changed while writing", SOON).await;
+    agent.wait_log("changed by someone else", SOON).await;
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((60, vec!["10.0.0.20".to_string()])),
+        "{}",
+        agent.log()
+    );
+    assert_eq!(world.marker(&marker).await, std::slice::from_ref(&theirs));
+
+    agent.stop().await;
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((60, vec!["10.0.0.20".to_string()]))
+    );
+    assert_eq!(world.marker(&marker).await, [theirs]);
+}

@@ -708,3 +708,70 @@ async fn an_update_racing_another_instance_that_takes_the_name_fails_instead_of_
     );
     assert_eq!(world.marker(&marker).await, [theirs]);
 }
+
+#[tokio::test]
+async fn a_weighted_name_is_shared_one_set_each_and_one_leaving_keeps_the_other() {
+    let world = World::new().await;
+    let name = world.name("weighted");
+    let weighted = |ttl: u32| {
+        world.config(&format!(
+            r#"
+            poll_interval = "1s"
+            [[record]]
+            zone_id = "{{ZONE_ID}}"
+            name = "weighted.{{ZONE}}"
+            set_identifier = "{{instance_id}}"
+            weight = 10
+            ttl = {ttl}
+            "#
+        ))
+    };
+    let config = weighted(60);
+    let first = world.instance("i-0aaaaaaaaaaaaaaa1", "10.0.1.1").await;
+    let second = world.instance("i-0aaaaaaaaaaaaaaa2", "10.0.1.2").await;
+    let mut leaving = world.spawn_as(&config, &first);
+    let mut staying = world.spawn_as(&config, &second);
+    let both = [
+        (
+            Some("i-0aaaaaaaaaaaaaaa1".to_string()),
+            vec!["10.0.1.1".to_string()],
+        ),
+        (
+            Some("i-0aaaaaaaaaaaaaaa2".to_string()),
+            vec!["10.0.1.2".to_string()],
+        ),
+    ];
+    world
+        .wait_sets(&[&leaving, &staying], &name, RrType::A, SOON, |sets| {
+            sets == both
+        })
+        .await;
+    let live = records(&world.r53, &world.zone_id).await;
+    assert!(
+        live.iter()
+            .filter(|set| set.set_identifier().is_some())
+            .all(|set| set.weight() == Some(10) && set.ttl() == Some(60)),
+        "{live:?}"
+    );
+
+    // A third instance configured with another TTL is refused before
+    // anything is sent: weighted records of one name share a TTL.
+    let third = world.instance("i-0aaaaaaaaaaaaaaa3", "10.0.1.3").await;
+    let refused = world.once_as("register", &weighted(300), &third).await;
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+    assert!(refused.stderr.contains("share a TTL"), "{refused:?}");
+    assert_eq!(world.sets(&name, RrType::A).await, both);
+
+    leaving.stop().await;
+    assert_eq!(world.sets(&name, RrType::A).await, both[1..]);
+    let marker = |instance: &str| format!("_route53-agent.a-{instance}.{name}");
+    assert!(
+        world
+            .marker(&marker("i-0aaaaaaaaaaaaaaa1"))
+            .await
+            .is_empty()
+    );
+    assert_eq!(world.marker(&marker("i-0aaaaaaaaaaaaaaa2")).await.len(), 1);
+    staying.stop().await;
+    assert!(world.sets(&name, RrType::A).await.is_empty());
+}

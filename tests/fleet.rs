@@ -775,3 +775,95 @@ async fn a_weighted_name_is_shared_one_set_each_and_one_leaving_keeps_the_other(
     staying.stop().await;
     assert!(world.sets(&name, RrType::A).await.is_empty());
 }
+
+#[tokio::test]
+async fn a_tag_rename_leaves_the_old_name_when_someone_else_took_or_changed_it() {
+    let world = World::new().await;
+    let config = world.config(
+        r#"
+        poll_interval = "1s"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{tag:Name}.{ZONE}"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{tag:Name}-b.{ZONE}"
+        "#,
+    );
+    let taken = world.name("web-1");
+    let changed = world.name("web-1-b");
+    let mut agent = world.spawn(&config);
+    for name in [&taken, &changed] {
+        world
+            .wait_for(&agent, name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+            .await;
+    }
+
+    // Before the rename, another instance takes one old name and a person
+    // points the other elsewhere.
+    let theirs = marker_of("i-0bbbbbbbbbbbbbbbb", "A");
+    let taken_marker = format!("_route53-agent.a.{taken}");
+    upsert(
+        &world.r53,
+        &world.zone_id,
+        &taken_marker,
+        RrType::Txt,
+        60,
+        &[&theirs],
+    )
+    .await;
+    upsert(
+        &world.r53,
+        &world.zone_id,
+        &taken,
+        RrType::A,
+        60,
+        &["10.0.0.20"],
+    )
+    .await;
+    upsert(
+        &world.r53,
+        &world.zone_id,
+        &changed,
+        RrType::A,
+        60,
+        &["192.0.2.5"],
+    )
+    .await;
+
+    world.imds.set("tags/instance/Name", "web-2");
+    for name in [world.name("web-2"), world.name("web-2-b")] {
+        world
+            .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+            .await;
+    }
+    agent.wait_log("not marked as this instance's", SOON).await;
+    agent.wait_log("counts as someone else's", SOON).await;
+    assert_eq!(
+        world.record(&taken, RrType::A).await,
+        Some((60, vec!["10.0.0.20".to_string()]))
+    );
+    assert_eq!(
+        world.marker(&taken_marker).await,
+        std::slice::from_ref(&theirs)
+    );
+    assert_eq!(
+        world.record(&changed, RrType::A).await,
+        Some((60, vec!["192.0.2.5".to_string()]))
+    );
+    assert!(
+        world
+            .marker(&format!("_route53-agent.a.{changed}"))
+            .await
+            .is_empty(),
+        "{}",
+        agent.log()
+    );
+
+    agent.stop().await;
+    assert_eq!(world.record(&world.name("web-2"), RrType::A).await, None);
+    assert_eq!(world.record(&world.name("web-2-b"), RrType::A).await, None);
+    assert!(world.record(&taken, RrType::A).await.is_some());
+    assert!(world.record(&changed, RrType::A).await.is_some());
+    assert_eq!(world.marker(&taken_marker).await, [theirs]);
+}

@@ -430,7 +430,9 @@ impl Agent {
 
     /// Removes records whose marker names this instance but that no
     /// configured record produces now. Refuses to guess while any record
-    /// cannot be planned: its record might be one of those found.
+    /// cannot be planned: its record might be one of those found. Another
+    /// agent on this instance with the same `owner_prefix` would lose its
+    /// records here (see [`Registrar::gc`]).
     pub async fn gc(&mut self) -> Result<Vec<String>, AgentError> {
         let (facts, planned) = self.plan().await?;
         let mut wanted = BTreeSet::new();

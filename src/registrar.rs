@@ -395,6 +395,13 @@ impl Registrar {
     /// Deletes every record in `zones` that this instance's marker names but
     /// that `wanted` (the keys of every record the configuration produces
     /// now) does not hold. Returns the records deleted.
+    ///
+    /// Known limit: a marker names the instance, not the configuration. A
+    /// second agent on this instance, with another configuration file and
+    /// the same `owner_prefix`, writes markers that read as ours, and its
+    /// records are collected here because our configuration does not
+    /// produce them. Each agent on one instance needs its own
+    /// `owner_prefix`; nothing can check that from here.
     pub async fn gc(
         &self,
         zones: &BTreeSet<ZoneId>,

@@ -93,6 +93,10 @@ pub struct Agent {
     /// Records whose last batch Route 53 rejected as invalid for the zone
     /// (`InvalidChangeBatch`), with what was sent.
     rejected: BTreeMap<Slot, DesiredRecord>,
+    /// Records whose update was abandoned at shutdown: Route 53 may hold
+    /// the values written before or the ones sent, so deregistration goes
+    /// by the marker alone ([`Expect::Marked`]).
+    unsure: BTreeSet<Slot>,
     /// The last problem logged per record, so each is logged once, not on
     /// every poll.
     reported: BTreeMap<Slot, String>,
@@ -117,6 +121,7 @@ impl Agent {
             written: BTreeMap::new(),
             refused: BTreeMap::new(),
             rejected: BTreeMap::new(),
+            unsure: BTreeSet::new(),
             reported: BTreeMap::new(),
             instance_id: None,
         }
@@ -263,6 +268,7 @@ impl Agent {
                 );
                 self.reported.remove(&slot);
                 self.refused.remove(&slot);
+                self.unsure.remove(&slot);
                 report.written.push(record.clone());
                 if let Some(old) = self.written.insert(slot, record.clone())
                     && old.key() != record.key()
@@ -341,7 +347,8 @@ impl Agent {
     }
 
     /// Deletes every record this process wrote, each with its marker and
-    /// only while both are still ours and the record holds what was written.
+    /// only while both are still ours and the record holds what was written
+    /// (or, for an update abandoned at shutdown, while the marker is ours).
     /// Records changed by someone else are left, with a warning, and count as
     /// done.
     pub async fn deregister_written(&mut self) -> Result<(), AgentError> {
@@ -353,18 +360,22 @@ impl Agent {
             self.written.iter().map(|(s, r)| (*s, r.clone())).collect();
         let mut failures = Vec::new();
         for (slot, record) in records {
+            let expect = if self.unsure.contains(&slot) {
+                Expect::Marked
+            } else {
+                Expect::Written
+            };
             let deleted = self
                 .faults
                 .retry
-                .call("delete records", || {
-                    registrar.delete(&record, Expect::Written)
-                })
+                .call("delete records", || registrar.delete(&record, expect))
                 .await;
             match deleted.map_err(AgentError::from) {
                 Ok(outcome) => {
                     log_delete(&record, &outcome, "shutdown");
                     self.faults.note_deleted(&record, &outcome);
                     self.written.remove(&slot);
+                    self.unsure.remove(&slot);
                 }
                 Err(error) => {
                     error!(record = %record, error = %error, "delete failed");
@@ -419,7 +430,9 @@ impl Agent {
 
     /// Removes records whose marker names this instance but that no
     /// configured record produces now. Refuses to guess while any record
-    /// cannot be planned: its record might be one of those found.
+    /// cannot be planned: its record might be one of those found. Another
+    /// agent on this instance with the same `owner_prefix` would lose its
+    /// records here (see [`Registrar::gc`]).
     pub async fn gc(&mut self) -> Result<Vec<String>, AgentError> {
         let (facts, planned) = self.plan().await?;
         let mut wanted = BTreeSet::new();

@@ -50,7 +50,9 @@ pub struct Config {
     pub poll_interval: Duration,
     pub shutdown_timeout: Duration,
     /// Labels put before `<type>.<record name>` to name each record's
-    /// ownership marker (a TXT record).
+    /// ownership marker (a TXT record). Markers name the instance only, so
+    /// each agent on one instance needs its own prefix (see
+    /// `registrar::Registrar::gc`).
     pub owner_prefix: String,
     /// Whether `run` removes, after its first registration, records whose
     /// marker names this instance but that no configured record produces.

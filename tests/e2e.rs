@@ -81,7 +81,7 @@ async fn an_address_change_is_followed_and_nothing_is_rewritten_meanwhile() {
 }
 
 #[tokio::test]
-async fn a_value_changed_by_someone_else_survives_shutdown() {
+async fn a_value_changed_by_someone_else_survives_shutdown_and_is_theirs_from_then_on() {
     let world = World::new().await;
     let name = world.name("web-1");
     let mut agent = world.spawn(&world.simple_config());
@@ -109,6 +109,30 @@ async fn a_value_changed_by_someone_else_survives_shutdown() {
         agent.log().contains("changed by someone else"),
         "{}",
         agent.log()
+    );
+
+    // The agent's marker went, so the record is no longer marked as this
+    // instance's: a later deregister, or a restart, leaves it alone too.
+    assert!(
+        world
+            .marker(&format!("_route53-agent.a.{name}"))
+            .await
+            .is_empty(),
+        "{}",
+        agent.log()
+    );
+    assert!(
+        agent.log().contains("counts as someone else's"),
+        "{}",
+        agent.log()
+    );
+    let deregistered = world.once("deregister", &world.simple_config()).await;
+    assert_eq!(deregistered.code, Some(0), "{deregistered:?}");
+    let registered = world.once("register", &world.simple_config()).await;
+    assert_eq!(registered.code, Some(1), "{registered:?}");
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((60, vec!["192.0.2.99".to_string()]))
     );
 }
 

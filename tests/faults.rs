@@ -197,6 +197,38 @@ async fn a_batch_rejected_twice_as_invalid_is_not_sent_again_every_poll() {
     assert_eq!(world.record(&rejected, RrType::A).await, None);
 }
 
+#[tokio::test]
+async fn an_update_whose_answer_was_lost_is_known_again_as_the_agents_own() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    let mut agent = world.spawn(&fast_config(&world, "", ""));
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+
+    // The update reaches Route 53, but its answer never reaches the agent.
+    // The retry finds the agent's own write live: that is no one else's
+    // change, and the record is still the agent's to delete.
+    proxy.inject(Action::ChangeRecords, &[Fault::Lost]);
+    world.imds.set("local-ipv4", "10.0.0.77");
+    let deadline = Instant::now() + SOON;
+    while agent.log().matches("record written").count() < 2 {
+        let log = agent.log();
+        assert!(!log.contains("changed by someone else"), "{log}");
+        assert!(Instant::now() < deadline, "{log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(proxy.count(Action::ChangeRecords), 3, "{}", agent.log());
+
+    agent.stop().await;
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        None,
+        "{}",
+        agent.log()
+    );
+}
+
 // 2. Boot jitter
 
 #[tokio::test]
@@ -533,6 +565,41 @@ async fn a_signal_during_an_inflight_change_lets_it_finish_then_deletes() {
     );
     assert_eq!(world.record(&name, RrType::A).await, None);
     assert_within(began, Duration::from_secs(15), &log);
+}
+
+#[tokio::test]
+async fn an_update_abandoned_at_shutdown_is_deleted_whichever_values_are_live() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    let mut agent = world.spawn(&fast_config(&world, "", ""));
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+
+    // The update never gets through, and the agent stops while retrying
+    // it: it cannot tell whether the old address or the new one is live,
+    // and deletes its record either way.
+    proxy.always(Action::ChangeRecords, "10.0.0.77", Fault::Hang);
+    world.imds.set("local-ipv4", "10.0.0.77");
+    let deadline = Instant::now() + SOON;
+    while proxy.count(Action::ChangeRecords) < 2 {
+        assert!(Instant::now() < deadline, "{}", agent.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    agent.stop().await;
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        None,
+        "{}",
+        agent.log()
+    );
+    assert!(
+        world
+            .marker(&format!("_route53-agent.a.{name}"))
+            .await
+            .is_empty()
+    );
 }
 
 #[tokio::test]

@@ -88,7 +88,9 @@ impl Agent {
     /// their plan changes. A batch abandoned at shutdown may still have
     /// reached Route 53 (a request that timed out can have been applied), so
     /// its records are counted as written: deregistration then deletes them
-    /// if, and only if, they hold exactly what was sent.
+    /// if, and only if, they hold exactly what was sent. Where one updated
+    /// a record written before, either the old values or the new may be
+    /// live, so that record goes while its marker is this instance's.
     ///
     /// Known gap: when such a record replaced one under another name, the
     /// old name is the one remembered, and the new one, if applied, is left.
@@ -117,8 +119,12 @@ impl Agent {
                         .written
                         .get(slot)
                         .is_some_and(|old| old.key() != record.key());
-                    if !keep_old {
-                        self.written.insert(*slot, (*record).clone());
+                    if keep_old {
+                        continue;
+                    }
+                    let replaced = self.written.insert(*slot, (*record).clone());
+                    if replaced.is_some_and(|old| old != **record) {
+                        self.unsure.insert(*slot);
                     }
                 }
                 format!("{names}: stopped while retrying the write")

@@ -1,7 +1,8 @@
 //! An HTTP proxy in front of the Route 53 emulator that injects the faults
 //! the real service and network produce: Route 53's own XML errors
 //! (`Throttling`, `PriorRequestNotComplete`, `AccessDenied`), bare 500s,
-//! requests that hang or are held for a while, and refused connections.
+//! requests that hang or are held for a while, answers lost after the
+//! change was made, and refused connections.
 //! It counts the requests it sees by Route 53 action, and keeps when each
 //! one arrived and was answered; it can also throttle each action with a
 //! token bucket of its own, as Route 53 does.
@@ -20,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -83,6 +84,10 @@ pub enum Fault {
     Hang,
     /// Hold the request this long, then pass it on.
     Delay(Duration),
+    /// Pass the request on, wait for the emulator's answer, then close the
+    /// connection without giving it to the client: the change is made, and
+    /// the client sees the connection drop.
+    Lost,
 }
 
 /// Which requests a rule applies to, and how often.
@@ -371,6 +376,10 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>) {
                 }
                 return;
             }
+            Some(Fault::Lost) => {
+                forward(&mut tokio::io::sink(), &request, &shared.upstream).await;
+                return;
+            }
             Some(Fault::Hang) => return std::future::pending().await,
             Some(Fault::Throttling) => error_answer(400, "Throttling", "Rate exceeded"),
             Some(Fault::PriorRequestNotComplete) => error_answer(
@@ -488,7 +497,10 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 /// Passes the request to the emulator and its answer back, then closes the
 /// client's connection (the answer says so). True when the whole answer was
 /// passed back.
-async fn forward(client: &mut TcpStream, request: &Request, upstream: &str) -> bool {
+async fn forward<C>(client: &mut C, request: &Request, upstream: &str) -> bool
+where
+    C: AsyncWrite + Unpin,
+{
     let Ok(mut server) = TcpStream::connect(upstream).await else {
         return false;
     };

@@ -17,10 +17,12 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use aws_config::imds::client::error::ImdsError;
+use aws_config::provider_config::ProviderConfig;
 
 use crate::config::{Config, ValueSource};
 use crate::dns::DnsName;
 use crate::ecs::{EcsError, TaskFacts, TaskMetadata};
+use crate::http;
 use crate::template::{Field, FieldValues};
 
 /// How much of an unexpected body an error may quote.
@@ -211,6 +213,15 @@ impl MetadataError {
     }
 }
 
+/// The SDK's IMDSv2 client, configured from the standard AWS settings, over
+/// the agent's HTTP client; a new one has a new session token.
+fn imds_client() -> aws_config::imds::Client {
+    let providers = ProviderConfig::default().with_http_client(http::client());
+    aws_config::imds::Client::builder()
+        .configure(&providers)
+        .build()
+}
+
 /// Reads instance facts through the SDK's IMDSv2 client.
 #[derive(Clone, Debug)]
 pub struct Metadata {
@@ -223,7 +234,7 @@ impl Metadata {
     /// (`AWS_EC2_METADATA_SERVICE_ENDPOINT`, `..._ENDPOINT_MODE`).
     pub fn from_env() -> Self {
         Metadata {
-            client: aws_config::imds::Client::builder().build(),
+            client: imds_client(),
             task: TaskMetadata::from_env(),
         }
     }
@@ -234,7 +245,7 @@ impl Metadata {
         match self.read_once(needs).await {
             Err(error) if error.is_unauthorized() => {
                 tracing::debug!("IMDS refused the session token; fetching a new one");
-                self.client = aws_config::imds::Client::builder().build();
+                self.client = imds_client();
                 self.read_once(needs).await
             }
             other => other,

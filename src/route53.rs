@@ -15,7 +15,6 @@
 
 use std::time::Duration;
 
-use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -28,6 +27,7 @@ use aws_sdk_route53::types::{
 
 use crate::config::{RecordType, ZoneId, ZoneRef};
 use crate::dns::DnsName;
+use crate::http;
 use crate::owner::LiveSet;
 use crate::plan::{DesiredRecord, Policy, Zone};
 use crate::retry::{self, Class, Classify};
@@ -122,11 +122,24 @@ pub enum Write<'a> {
 }
 
 /// The standard AWS settings (credentials chain, endpoint overrides,
-/// region), with Route 53's home region as the last resort.
+/// region), with Route 53's home region as the last resort, all over the
+/// agent's HTTP client ([`crate::http`]).
 pub async fn load_aws_settings() -> SdkConfig {
-    let region = RegionProviderChain::default_provider().or_else(Region::new(HOME_REGION));
+    let http_client = http::client();
+    // The region is left to the loader's own default chain, not given as a
+    // provider: only the loader hands that chain's IMDS lookup our client.
+    let settings = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client.clone())
+        .load()
+        .await;
+    if settings.region().is_some() {
+        return settings;
+    }
+    // Nothing names a region: load again with the home region, so that the
+    // credential providers get it too.
     aws_config::defaults(BehaviorVersion::latest())
-        .region(region)
+        .http_client(http_client)
+        .region(Region::new(HOME_REGION))
         .load()
         .await
 }

@@ -16,7 +16,7 @@ use crate::metadata::Metadata;
 use crate::plan::Planned;
 use crate::route53::Route53;
 use crate::shutdown;
-use crate::{doctor, iam};
+use crate::{doctor, http, iam};
 use tokio::time::timeout;
 
 /// Exit codes, as listed in the README.
@@ -209,10 +209,11 @@ async fn dispatch(cli: &Cli, config: Config) -> Result<(), AgentError> {
     };
     let request_timeout = config.request_timeout;
     let shutdown_timeout = config.shutdown_timeout;
+    let http_client = http::client();
     let mut agent = Agent::new(
         config,
-        Metadata::from_env(),
-        Route53::from_env(request_timeout).await,
+        Metadata::from_env(http_client.clone()),
+        Route53::from_env(request_timeout, http_client).await,
     );
     match (cli.command, shutdown) {
         (Command::Run(_), Some(shutdown)) => agent::run(agent, shutdown).await,

@@ -21,7 +21,10 @@ use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 use aws_smithy_http_client::{Builder, ConnectorBuilder};
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
-/// A new client, with a connection pool of its own.
+/// A new client. It keeps one connector (connection pool, TLS settings and
+/// its copy of the root store) per set of timeouts, so a process should
+/// make one and share it: IMDS calls, from the agent and from the SDK's
+/// region and credential providers, then share a connector.
 pub fn client() -> SharedHttpClient {
     // As the SDK builds its default client, but for the crypto provider:
     // one connector per set of connector settings (timeouts), each with

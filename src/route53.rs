@@ -24,10 +24,10 @@ use aws_sdk_route53::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, RrType,
 };
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use crate::config::{RecordType, ZoneId, ZoneRef};
 use crate::dns::DnsName;
-use crate::http;
 use crate::owner::LiveSet;
 use crate::plan::{DesiredRecord, Policy, Zone};
 use crate::retry::{self, Class, Classify};
@@ -122,10 +122,9 @@ pub enum Write<'a> {
 }
 
 /// The standard AWS settings (credentials chain, endpoint overrides,
-/// region), with Route 53's home region as the last resort, all over the
-/// agent's HTTP client ([`crate::http`]).
-pub async fn load_aws_settings() -> SdkConfig {
-    let http_client = http::client();
+/// region), with Route 53's home region as the last resort, all over
+/// `http_client` (see [`crate::http`]).
+pub async fn load_aws_settings(http_client: SharedHttpClient) -> SdkConfig {
     // The region is left to the loader's own default chain, not given as a
     // provider: only the loader hands that chain's IMDS lookup our client.
     let settings = aws_config::defaults(BehaviorVersion::latest())
@@ -160,8 +159,8 @@ impl Route53 {
     ///
     /// Each call makes one attempt of at most `request_timeout`; see the
     /// module notes on retries.
-    pub async fn from_env(request_timeout: Duration) -> Self {
-        Route53::from_settings(&load_aws_settings().await, request_timeout)
+    pub async fn from_env(request_timeout: Duration, http_client: SharedHttpClient) -> Self {
+        Route53::from_settings(&load_aws_settings(http_client).await, request_timeout)
     }
 
     /// A client from settings already loaded with [`load_aws_settings`].

@@ -8,7 +8,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use tracing::{error, info};
+use tracing::{Level, error, info};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::agent::{self, Agent, AgentError};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
@@ -113,14 +116,24 @@ pub fn main() -> ExitCode {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // RUST_LOG takes a level and target=level pairs ("debug",
+    // "info,aws_config=debug"); unset or unreadable means info. EnvFilter's
+    // span and field directives ("[span{field=x}]") are not understood:
+    // they need a regex engine, 314 KiB of binary. One difference remains:
+    // a word that is neither a level nor a directive names a target, so
+    // "RUST_LOG=garbage[" logs nothing where EnvFilter fell back to info.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| directives.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(Level::INFO));
     // Colours only for a person at a terminal: journald and log shippers
     // would store the escape codes.
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let output = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(std::io::stderr().is_terminal());
+    tracing_subscriber::registry()
+        .with(output)
+        .with(filter)
         .init();
 }
 

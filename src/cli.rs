@@ -8,8 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use tracing::{error, info, warn};
-use tracing_subscriber::filter::LevelFilter;
+use tracing::{Level, error, info, warn};
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::agent::{self, Agent, AgentError, SyncReport};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
@@ -18,7 +21,7 @@ use crate::plan::{self, Planned};
 use crate::retry::{self, Backoff, Class, Classify, Retry};
 use crate::route53::{AMBIGUOUS_HOSTED_ZONE, Route53};
 use crate::shutdown;
-use crate::{doctor, iam};
+use crate::{doctor, http, iam};
 use tokio::time::timeout;
 
 /// Exit codes, as listed in the README.
@@ -139,12 +142,16 @@ const SECRET_BEARING_TARGETS: &[(&str, LevelFilter)] = &[
 ];
 
 fn init_logging() {
-    use tracing_subscriber::filter::{FilterExt, Targets};
-    use tracing_subscriber::layer::SubscriberExt;
-    use tracing_subscriber::util::SubscriberInitExt;
-    use tracing_subscriber::{EnvFilter, Layer};
-
-    let asked = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // RUST_LOG takes a level and target=level pairs ("debug",
+    // "info,aws_config=debug"); unset or unreadable means info. EnvFilter's
+    // span and field directives ("[span{field=x}]") are not understood:
+    // they need a regex engine, 314 KiB of binary. One difference remains:
+    // a word that is neither a level nor a directive names a target, so
+    // "RUST_LOG=garbage[" logs nothing where EnvFilter fell back to info.
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|directives| directives.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(Level::INFO));
     let capped = SECRET_BEARING_TARGETS.iter().fold(
         Targets::new().with_default(LevelFilter::TRACE),
         |targets, (target, most)| targets.with_target(*target, *most),
@@ -155,7 +162,7 @@ fn init_logging() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     tracing_subscriber::registry()
-        .with(output.with_filter(asked.and(capped)))
+        .with(output.with_filter(filter.and(capped)))
         .init();
 }
 
@@ -264,10 +271,11 @@ async fn dispatch(cli: &Cli, config: Config, out: &mut Output) -> Result<(), Age
     let backoff = config.backoff;
     // deregister names the records it leaves behind from the configuration.
     let configured = config.clone();
+    let http_client = http::client();
     let mut agent = Agent::new(
         config,
-        Metadata::from_env(),
-        Route53::from_env(request_timeout).await,
+        Metadata::from_env(http_client.clone()),
+        Route53::from_env(request_timeout, http_client).await,
     );
     match (cli.command, shutdown) {
         (Command::Run(_), Some(shutdown)) => agent::run(agent, shutdown).await,

@@ -20,8 +20,10 @@ use aws_config::SdkConfig;
 use aws_credential_types::Credentials;
 use aws_credential_types::credential_feature::AwsCredentialFeature;
 use aws_credential_types::provider::ProvideCredentials;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use crate::config::{Config, ZoneRef};
+use crate::http;
 use crate::metadata::{InstanceFacts, Metadata, Needs};
 use crate::plan::{self, Planned, Zones};
 use crate::route53::{self, Route53, Route53Error};
@@ -106,10 +108,11 @@ pub async fn run(config: &Config) -> Report {
     let mut report = Report::default();
     let needs = Needs::of(config);
 
-    let facts = check_metadata(&needs, &mut report).await;
+    let http_client = http::client();
+    let facts = check_metadata(&needs, http_client.clone(), &mut report).await;
     check_tags(&needs, facts.as_ref(), &mut report);
 
-    let shared = route53::load_aws_settings().await;
+    let shared = route53::load_aws_settings(http_client).await;
     check_credentials(&shared, &mut report).await;
 
     let route53 = Route53::from_settings(&shared, config.request_timeout);
@@ -131,8 +134,12 @@ async fn bounded<T>(check: impl Future<Output = Result<T, String>>) -> Result<T,
         })
 }
 
-async fn check_metadata(needs: &Needs, report: &mut Report) -> Option<InstanceFacts> {
-    let mut metadata = Metadata::from_env();
+async fn check_metadata(
+    needs: &Needs,
+    http_client: SharedHttpClient,
+    report: &mut Report,
+) -> Option<InstanceFacts> {
+    let mut metadata = Metadata::from_env(http_client);
     let read = bounded(async { metadata.read(needs).await.map_err(|e| e.to_string()) }).await;
     match read {
         Ok(facts) => {

@@ -19,6 +19,7 @@
 //!   first; [`notify`] tells systemd how far the agent has got.
 //! - [`state`] remembers, on this machine, which instance the agent last ran
 //!   on, so that only a restart pays for collecting stale records.
+//! - [`http`] is the one HTTPS client all of the AWS calls go through.
 //! - [`cli`] parses the command line and maps outcomes to exit codes.
 //! - [`iam`] builds the least-privilege IAM policy for a configuration, and
 //!   [`doctor`] checks, read-only, that this machine can run the agent.
@@ -29,6 +30,7 @@ pub mod config;
 pub mod dns;
 pub mod doctor;
 pub mod ecs;
+pub mod http;
 pub mod iam;
 pub mod metadata;
 pub mod notify;

@@ -17,6 +17,8 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use aws_config::imds::client::error::ImdsError;
+use aws_config::provider_config::ProviderConfig;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use crate::config::{Config, ValueSource};
 use crate::dns::{DnsName, check_hostname_label};
@@ -256,19 +258,31 @@ impl Classify for MetadataError {
     }
 }
 
+/// The SDK's IMDSv2 client, configured from the standard AWS settings, over
+/// the agent's HTTP client; a new one has a new session token.
+fn imds_client(http_client: &SharedHttpClient) -> aws_config::imds::Client {
+    let providers = ProviderConfig::default().with_http_client(http_client.clone());
+    aws_config::imds::Client::builder()
+        .configure(&providers)
+        .build()
+}
+
 /// Reads instance facts through the SDK's IMDSv2 client.
 #[derive(Clone, Debug)]
 pub struct Metadata {
     client: aws_config::imds::Client,
+    http_client: SharedHttpClient,
     task: TaskMetadata,
 }
 
 impl Metadata {
     /// A client configured from the standard AWS settings
-    /// (`AWS_EC2_METADATA_SERVICE_ENDPOINT`, `..._ENDPOINT_MODE`).
-    pub fn from_env() -> Self {
+    /// (`AWS_EC2_METADATA_SERVICE_ENDPOINT`, `..._ENDPOINT_MODE`), over
+    /// `http_client` (see [`crate::http`]).
+    pub fn from_env(http_client: SharedHttpClient) -> Self {
         Metadata {
-            client: aws_config::imds::Client::builder().build(),
+            client: imds_client(&http_client),
+            http_client,
             task: TaskMetadata::from_env(),
         }
     }
@@ -279,7 +293,7 @@ impl Metadata {
         match self.read_once(needs).await {
             Err(error) if error.is_unauthorized() => {
                 tracing::debug!("IMDS refused the session token; fetching a new one");
-                self.client = aws_config::imds::Client::builder().build();
+                self.client = imds_client(&self.http_client);
                 self.read_once(needs).await
             }
             other => other,

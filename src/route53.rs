@@ -15,7 +15,6 @@
 
 use std::time::Duration;
 
-use aws_config::meta::region::RegionProviderChain;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
@@ -25,6 +24,7 @@ use aws_sdk_route53::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_route53::types::{
     Change, ChangeAction, ChangeBatch, ChangeStatus, ResourceRecord, ResourceRecordSet, RrType,
 };
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 use crate::config::{RecordType, ZoneId, ZoneRef};
 use crate::dns::DnsName;
@@ -132,11 +132,23 @@ pub enum Write<'a> {
 }
 
 /// The standard AWS settings (credentials chain, endpoint overrides,
-/// region), with Route 53's home region as the last resort.
-pub async fn load_aws_settings() -> SdkConfig {
-    let region = RegionProviderChain::default_provider().or_else(Region::new(HOME_REGION));
+/// region), with Route 53's home region as the last resort, all over
+/// `http_client` (see [`crate::http`]).
+pub async fn load_aws_settings(http_client: SharedHttpClient) -> SdkConfig {
+    // The region is left to the loader's own default chain, not given as a
+    // provider: only the loader hands that chain's IMDS lookup our client.
+    let settings = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client.clone())
+        .load()
+        .await;
+    if settings.region().is_some() {
+        return settings;
+    }
+    // Nothing names a region: load again with the home region, so that the
+    // credential providers get it too.
     aws_config::defaults(BehaviorVersion::latest())
-        .region(region)
+        .http_client(http_client)
+        .region(Region::new(HOME_REGION))
         .load()
         .await
 }
@@ -157,8 +169,8 @@ impl Route53 {
     ///
     /// Each call makes one attempt of at most `request_timeout`; see the
     /// module notes on retries.
-    pub async fn from_env(request_timeout: Duration) -> Self {
-        Route53::from_settings(&load_aws_settings().await, request_timeout)
+    pub async fn from_env(request_timeout: Duration, http_client: SharedHttpClient) -> Self {
+        Route53::from_settings(&load_aws_settings(http_client).await, request_timeout)
     }
 
     /// A client from settings already loaded with [`load_aws_settings`].

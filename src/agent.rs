@@ -85,6 +85,11 @@ pub struct Agent {
     zones: Zones,
     /// What Route 53 accepted from this process.
     written: BTreeMap<Slot, DesiredRecord>,
+    /// Records sent whose outcome is not known: a write still being retried
+    /// when shutdown came may or may not have reached Route 53. Until one is
+    /// accepted, the record at its slot holds either this or what `written`
+    /// says, and deregistration deletes either.
+    unconfirmed: BTreeMap<Slot, DesiredRecord>,
     /// Records refused, because the name belongs to someone else or clashes
     /// with what is live, or because Route 53 refused them for good: tried
     /// again only when the record itself changes (new values, a new name),
@@ -115,6 +120,7 @@ impl Agent {
             route53,
             zones: Zones::new(),
             written: BTreeMap::new(),
+            unconfirmed: BTreeMap::new(),
             refused: BTreeMap::new(),
             rejected: BTreeMap::new(),
             reported: BTreeMap::new(),
@@ -263,6 +269,7 @@ impl Agent {
                 );
                 self.reported.remove(&slot);
                 self.refused.remove(&slot);
+                self.unconfirmed.remove(&slot);
                 report.written.push(record.clone());
                 if let Some(old) = self.written.insert(slot, record.clone())
                     && old.key() != record.key()
@@ -286,7 +293,7 @@ impl Agent {
             notify::status(&format!("leaving service ({reason}); records deregistered"));
             self.leaving = Some(reason.clone());
         }
-        if !self.written.is_empty()
+        if !(self.written.is_empty() && self.unconfirmed.is_empty())
             && let Err(error) = self.deregister_written().await
         {
             warn!(error = %error, "early deregistration incomplete; trying again next poll");
@@ -341,35 +348,41 @@ impl Agent {
     }
 
     /// Deletes every record this process wrote, each with its marker and
-    /// only while both are still ours and the record holds what was written.
-    /// Records changed by someone else are left, with a warning, and count as
-    /// done.
+    /// only while both are still ours and the record holds what was written
+    /// (or, after a write whose outcome is unknown, what was sent). Records
+    /// changed by someone else are left, with a warning, and count as done.
     pub async fn deregister_written(&mut self) -> Result<(), AgentError> {
         let Some(instance_id) = self.instance_id.clone() else {
             return Ok(());
         };
         let registrar = self.registrar(&instance_id);
-        let records: Vec<(Slot, DesiredRecord)> =
-            self.written.iter().map(|(s, r)| (*s, r.clone())).collect();
+        let slots: BTreeSet<Slot> = self
+            .written
+            .keys()
+            .chain(self.unconfirmed.keys())
+            .copied()
+            .collect();
         let mut failures = Vec::new();
-        for (slot, record) in records {
-            let deleted = self
-                .faults
-                .retry
-                .call("delete records", || {
-                    registrar.delete(&record, Expect::Written)
-                })
-                .await;
-            match deleted.map_err(AgentError::from) {
-                Ok(outcome) => {
-                    log_delete(&record, &outcome, "shutdown");
-                    self.faults.note_deleted(&record, &outcome);
-                    self.written.remove(&slot);
+        for slot in slots {
+            let mut done = true;
+            for candidates in self.left_at(slot) {
+                match self.delete_either(&registrar, &candidates).await {
+                    Ok(Some((record, outcome))) => {
+                        log_delete(&record, &outcome, "shutdown");
+                        self.faults.note_deleted(&record, &outcome);
+                    }
+                    Ok(None) => {}
+                    Err(error) => {
+                        let names = plan::names(&candidates);
+                        error!(record = %names, error = %error, "delete failed");
+                        failures.push(format!("{names} ({error})"));
+                        done = false;
+                    }
                 }
-                Err(error) => {
-                    error!(record = %record, error = %error, "delete failed");
-                    failures.push(format!("{record} ({error})"));
-                }
+            }
+            if done {
+                self.written.remove(&slot);
+                self.unconfirmed.remove(&slot);
             }
         }
         if failures.is_empty() {
@@ -380,6 +393,51 @@ impl Agent {
                 details: failures.join("; "),
             })
         }
+    }
+
+    /// What this process may have left at `slot`, one list per record set:
+    /// the record Route 53 accepted and the one sent since without an
+    /// answer. Under one key they are alternatives, since the live set holds
+    /// one or the other; under two (a renamed record) each is a set of its
+    /// own.
+    fn left_at(&self, slot: Slot) -> Vec<Vec<DesiredRecord>> {
+        let mut sets: Vec<Vec<DesiredRecord>> = Vec::new();
+        for record in [self.written.get(&slot), self.unconfirmed.get(&slot)]
+            .into_iter()
+            .flatten()
+        {
+            match sets.iter_mut().find(|set| set[0].key() == record.key()) {
+                Some(set) => set.push(record.clone()),
+                None => sets.push(vec![record.clone()]),
+            }
+        }
+        sets
+    }
+
+    /// Deletes one record set if it holds any of `candidates`, tried in
+    /// turn until one is not left alone. Returns the last one tried and
+    /// what became of it.
+    async fn delete_either(
+        &mut self,
+        registrar: &Registrar,
+        candidates: &[DesiredRecord],
+    ) -> Result<Option<(DesiredRecord, DeleteOutcome)>, AgentError> {
+        let mut last = None;
+        for record in candidates {
+            let outcome = self
+                .faults
+                .retry
+                .call("delete records", || {
+                    registrar.delete(record, Expect::Written)
+                })
+                .await?;
+            let left_alone = matches!(outcome, DeleteOutcome::LeftAlone(_));
+            last = Some((record.clone(), outcome));
+            if !left_alone {
+                break;
+            }
+        }
+        Ok(last)
     }
 
     /// Deletes the records the current facts describe, each only while its
@@ -454,7 +512,7 @@ impl Agent {
 
     /// Records written and not yet deleted, for logs and errors.
     pub fn written_names(&self) -> String {
-        plan::names(self.written.values())
+        plan::names(self.written.values().chain(self.unconfirmed.values()))
     }
 }
 

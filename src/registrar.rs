@@ -99,7 +99,8 @@ impl Registrar {
     /// Writes `records`, which share one zone and name, in one change batch,
     /// each only where [`owner::decide`] allows it. `previous` gives, per
     /// record, what this process wrote under the same key before, if it did:
-    /// a live record that no longer holds that was changed by someone else.
+    /// a live record that holds neither that nor the record was changed by
+    /// someone else.
     pub async fn register<T: Clone>(
         &self,
         records: &[(T, &DesiredRecord, Option<&DesiredRecord>)],
@@ -239,9 +240,13 @@ impl Registrar {
         if let Some(why) = owner::conflict(record, &others) {
             return Ok(Err(why));
         }
+        // A live record that holds what is about to be written is no one
+        // else's change: it is this process's own write, applied although
+        // its answer was lost, and now retried.
         if let (Some(live), Some(previous)) = (live, previous)
             && previous.key() == record.key()
             && !live.holds(previous)
+            && !live.holds(record)
         {
             return Ok(Err(format!(
                 "{record} was changed by someone else since it was written (now {live}); left \

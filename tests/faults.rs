@@ -442,6 +442,65 @@ async fn a_signal_during_an_inflight_change_lets_it_finish_then_deletes() {
 }
 
 #[tokio::test]
+async fn an_address_change_throttled_when_the_signal_comes_leaves_nothing_behind() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    let began = Instant::now();
+    let mut agent = world.spawn(&fast_config(&world, "", ""));
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+
+    // Every write of the new address is throttled, so it never happens;
+    // the delete of the old one goes through.
+    proxy.always(Action::ChangeRecords, "10.0.0.11", Fault::Throttling);
+    world.imds.set("local-ipv4", "10.0.0.11");
+    agent.wait_log("will retry", SOON).await;
+
+    agent.stop().await;
+    let log = agent.log();
+    assert_eq!(world.record(&name, RrType::A).await, None, "{log}");
+    assert!(
+        world
+            .marker(&format!("_route53-agent.a.{name}"))
+            .await
+            .is_empty(),
+        "{log}"
+    );
+    assert_within(began, Duration::from_secs(30), &log);
+}
+
+#[tokio::test]
+async fn an_address_change_applied_but_unanswered_is_still_the_agents_own() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    let began = Instant::now();
+    let mut agent = world.spawn(&fast_config(&world, "", ""));
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+
+    // The change is made, but its answer never comes: after request_timeout
+    // (2 s) the agent tries again and finds its own change live.
+    proxy.inject(Action::ChangeRecords, &[Fault::AnswerLost]);
+    world.imds.set("local-ipv4", "10.0.0.11");
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.11"]))
+        .await;
+    let deadline = Instant::now() + SOON;
+    while agent.log().matches("record written").count() < 2 {
+        assert!(Instant::now() < deadline, "{}", agent.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    agent.stop().await;
+    let log = agent.log();
+    assert!(!log.contains("changed by someone else"), "{log}");
+    assert_eq!(world.record(&name, RrType::A).await, None, "{log}");
+    assert_within(began, Duration::from_secs(30), &log);
+}
+
+#[tokio::test]
 async fn route53_unreachable_at_boot_is_retried_without_spinning() {
     let (world, proxy) = World::new().await.with_relay().await;
     let name = world.name("web-1");

@@ -86,12 +86,10 @@ impl Agent {
     /// Handles a batch Route 53 would not take. A final refusal is logged
     /// with the record and the code, and the records are set aside until
     /// their plan changes. A batch abandoned at shutdown may still have
-    /// reached Route 53 (a request that timed out can have been applied), so
-    /// its records are counted as written: deregistration then deletes them
-    /// if, and only if, they hold exactly what was sent.
-    ///
-    /// Known gap: when such a record replaced one under another name, the
-    /// old name is the one remembered, and the new one, if applied, is left.
+    /// reached Route 53 (a request that timed out can have been applied), or
+    /// not (a throttled one): its records are kept as unconfirmed beside
+    /// what was written before, and deregistration deletes the live record
+    /// if it holds either, with this instance's marker.
     pub(super) fn not_written(
         &mut self,
         group: &[(Slot, &DesiredRecord)],
@@ -113,13 +111,7 @@ impl Agent {
             }
             GaveUp::Interrupted => {
                 for (slot, record) in group {
-                    let keep_old = self
-                        .written
-                        .get(slot)
-                        .is_some_and(|old| old.key() != record.key());
-                    if !keep_old {
-                        self.written.insert(*slot, (*record).clone());
-                    }
+                    self.unconfirmed.insert(*slot, (*record).clone());
                 }
                 format!("{names}: stopped while retrying the write")
             }

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::time::{Instant, sleep, timeout_at};
 use tracing::{debug, error, info, warn};
 
-use crate::config::{Config, ZoneId};
+use crate::config::{Config, ZoneId, ZoneRef};
 use crate::metadata::{InstanceFacts, Metadata, MetadataError, Needs};
 use crate::notify;
 use crate::plan::{self, DesiredRecord, PlanError, Planned, Slot, Zones};
@@ -83,6 +83,9 @@ pub struct Agent {
     metadata: Metadata,
     route53: Route53,
     zones: Zones,
+    /// Zones whose lookup Route 53 refused for good, with the error: their
+    /// records are set aside.
+    unavailable: BTreeMap<ZoneRef, String>,
     /// What Route 53 accepted from this process.
     written: BTreeMap<Slot, DesiredRecord>,
     /// Records sent whose outcome is not known: a write still being retried
@@ -119,6 +122,7 @@ impl Agent {
             metadata,
             route53,
             zones: Zones::new(),
+            unavailable: BTreeMap::new(),
             written: BTreeMap::new(),
             unconfirmed: BTreeMap::new(),
             refused: BTreeMap::new(),
@@ -130,20 +134,44 @@ impl Agent {
 
     /// Looks up every configured hosted zone and checks that each record's
     /// name can only lie inside its zone. Nothing is written before this.
+    ///
+    /// Each zone is looked up on its own. A zone that does not exist, or
+    /// that its name does not single out, is a configuration error for the
+    /// whole agent (exit 64). Any other final refusal (`AccessDenied`,
+    /// `InvalidInput`) sets aside only that zone's records, with an error
+    /// naming the zone and the code, and the records of the other zones are
+    /// served: a restart would only spend the account's shared Route 53
+    /// quota on the same answer. The zone is asked again at the next start.
     pub async fn resolve_zones(&mut self) -> Result<(), AgentError> {
         let mut zones = Zones::new();
+        let mut unavailable = BTreeMap::new();
         for zone_ref in self.config.zones() {
             let route53 = &self.route53;
-            let zone = self
+            let found = self
                 .faults
                 .retry
                 .call("find hosted zone", || route53.zone(zone_ref))
-                .await?;
-            debug!(zone = %zone_ref, zone_id = %zone.id, name = %zone.name, "found hosted zone");
-            zones.insert(zone_ref.clone(), zone);
+                .await;
+            match found {
+                Ok(zone) => {
+                    debug!(zone = %zone_ref, zone_id = %zone.id, name = %zone.name, "found hosted zone");
+                    zones.insert(zone_ref.clone(), zone);
+                }
+                Err(GaveUp::Final(error)) if !error.is_config() => {
+                    let code = error.code.as_deref().unwrap_or("no error code");
+                    error!(
+                        zone = %zone_ref, code, error = %error,
+                        "cannot look up the hosted zone; its records are set aside until the \
+                         agent restarts"
+                    );
+                    unavailable.insert(zone_ref.clone(), error.to_string());
+                }
+                Err(gave_up) => return Err(gave_up.into()),
+            }
         }
         plan::check_zones(&self.config, &zones).map_err(AgentError::Zones)?;
         self.zones = zones;
+        self.unavailable = unavailable;
         Ok(())
     }
 
@@ -151,7 +179,18 @@ impl Agent {
     pub async fn plan(&mut self) -> Result<(InstanceFacts, Vec<(Slot, Planned)>), AgentError> {
         let facts = self.metadata.read(&self.needs).await?;
         self.instance_id = Some(facts.owner_id().to_string());
-        let planned = plan::plan(&self.config, &facts, &self.zones);
+        let mut planned = plan::plan(&self.config, &facts, &self.zones);
+        for (_, entry) in &mut planned {
+            if let Planned::Failed(PlanError::UnknownZone { template, zone }) = entry
+                && let Some(why) = self.unavailable.get(zone)
+            {
+                *entry = Planned::Failed(PlanError::ZoneUnavailable {
+                    template: template.clone(),
+                    zone: zone.clone(),
+                    why: why.clone(),
+                });
+            }
+        }
         Ok((facts, planned))
     }
 

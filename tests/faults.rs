@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_route53::types::RrType;
 use common::{World, absent, holds};
-use route53_agent_testkit::{Action, Fault};
+use route53_agent_testkit::{Action, Fault, create_zone};
 
 const SOON: Duration = Duration::from_secs(15);
 const EXIT: Duration = Duration::from_secs(15);
@@ -195,6 +195,72 @@ async fn a_batch_rejected_twice_as_invalid_is_not_sent_again_every_poll() {
     agent.stop().await;
     assert_eq!(world.record(&web, RrType::A).await, None);
     assert_eq!(world.record(&rejected, RrType::A).await, None);
+}
+
+#[tokio::test]
+async fn a_zone_lookup_refused_for_good_sets_aside_only_that_zones_records() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let web = world.name("web-1");
+    let denied_zone = format!("denied-{}", world.zone);
+    let denied_id = create_zone(&world.r53, &denied_zone, false).await;
+    proxy.always(Action::GetHostedZone, &denied_id, Fault::AccessDenied);
+    let config = fast_config(
+        &world,
+        "",
+        &format!(
+            r#"
+            [[record]]
+            zone_id = "{denied_id}"
+            name = "web.{denied_zone}"
+            "#
+        ),
+    );
+
+    // register: the other zone's record is written, and the exit code says
+    // that one was not.
+    let began = Instant::now();
+    let finished = world.once("register", &config).await;
+    assert_eq!(finished.code, Some(1), "{finished:?}");
+    assert_within(began, Duration::from_secs(15), &finished.stderr);
+    for text in [denied_id.as_str(), "AccessDenied"] {
+        assert!(finished.stderr.contains(text), "{text}: {finished:?}");
+    }
+    assert!(world.record(&web, RrType::A).await.is_some());
+    // One lookup per zone: a final refusal is not retried.
+    assert_eq!(proxy.count(Action::GetHostedZone), 2, "{finished:?}");
+
+    // run keeps serving the other zone, and exits 0 at shutdown.
+    let mut agent = world.spawn(&config);
+    agent.wait_log("cannot look up the hosted zone", SOON).await;
+    world.imds.set("local-ipv4", "10.0.0.11");
+    world
+        .wait_for(&agent, &web, RrType::A, SOON, holds(60, &["10.0.0.11"]))
+        .await;
+    agent.stop().await;
+    assert_eq!(world.record(&web, RrType::A).await, None);
+    assert_within(began, Duration::from_secs(30), &agent.log());
+}
+
+#[tokio::test]
+async fn a_zone_that_does_not_exist_beside_a_good_one_is_a_config_error() {
+    let world = World::new().await;
+    let config = fast_config(
+        &world,
+        "",
+        r#"
+        [[record]]
+        zone_id = "ZDOESNOTEXIST0"
+        name = "web.nowhere.example.com"
+        "#,
+    );
+    let began = Instant::now();
+    for command in ["run", "register"] {
+        let finished = world.once(command, &config).await;
+        assert_eq!(finished.code, Some(64), "{command}: {finished:?}");
+        assert!(finished.stderr.contains("NoSuchHostedZone"), "{finished:?}");
+    }
+    assert_within(began, Duration::from_secs(15), "");
+    assert_eq!(world.record(&world.name("web-1"), RrType::A).await, None);
 }
 
 // 2. Boot jitter

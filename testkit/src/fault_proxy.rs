@@ -92,8 +92,9 @@ pub enum Fault {
 /// Which requests a rule applies to, and how often.
 struct Rule {
     action: Action,
-    /// Only requests whose body holds this text (a record name, say).
-    body_contains: Option<String>,
+    /// Only requests whose path or body holds this text (a zone id, a
+    /// record name).
+    contains: Option<String>,
     /// Faults to apply in turn; the last one repeats when `forever`.
     faults: VecDeque<Fault>,
     forever: bool,
@@ -156,7 +157,7 @@ impl Shared {
     }
 
     /// The fault for this request, if any rule takes it.
-    fn fault_for(&self, action: Action, body: &[u8]) -> Option<Fault> {
+    fn fault_for(&self, action: Action, path: &str, body: &[u8]) -> Option<Fault> {
         let mut state = self.lock();
         if state.hang_all {
             return Some(Fault::Hang);
@@ -165,9 +166,9 @@ impl Shared {
         let position = state.rules.iter().position(|rule| {
             rule.action == action
                 && rule
-                    .body_contains
+                    .contains
                     .as_deref()
-                    .is_none_or(|text| body.contains(text))
+                    .is_none_or(|text| path.contains(text) || body.contains(text))
         })?;
         let rule = &mut state.rules[position];
         let fault = if rule.forever && rule.faults.len() == 1 {
@@ -223,19 +224,19 @@ impl FaultProxy {
         self.add(action, None, faults, false);
     }
 
-    /// Applies `fault` to every request for `action` whose body holds
-    /// `text`, from now on.
+    /// Applies `fault` to every request for `action` whose path or body
+    /// holds `text`, from now on.
     pub fn always(&self, action: Action, text: &str, fault: Fault) {
         self.add(action, Some(text.to_string()), &[fault], true);
     }
 
-    fn add(&self, action: Action, body_contains: Option<String>, faults: &[Fault], forever: bool) {
+    fn add(&self, action: Action, contains: Option<String>, faults: &[Fault], forever: bool) {
         if faults.is_empty() {
             return;
         }
         self.shared.lock().rules.push(Rule {
             action,
-            body_contains,
+            contains,
             faults: faults.iter().cloned().collect(),
             forever,
         });
@@ -359,7 +360,7 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>) {
         let fault = if throttled {
             Some(Fault::Throttling)
         } else {
-            shared.fault_for(action, &request.body)
+            shared.fault_for(action, &request.path, &request.body)
         };
         let answer = match fault {
             None => {

@@ -596,6 +596,11 @@ pub fn is_final(error: &AgentError) -> bool {
 /// deleted in whatever time is left.
 pub async fn run(mut agent: Agent, mut shutdown: Shutdown) -> Result<(), AgentError> {
     agent.faults.retry.interrupt_on(Some(shutdown.clone()));
+    // Until READY=1, a Route 53 that answers but is busy keeps systemd's
+    // start timeout from running out; one that does not answer fails the
+    // start in TimeoutStartSec, and Restart= tries again.
+    let slack = faults::start_slack(&agent.config);
+    agent.faults.retry.extend_start_while_busy(Some(slack));
     let poll = agent.config.poll_interval;
     let shutdown_timeout = agent.config.shutdown_timeout;
     let mut deadline = None;
@@ -631,6 +636,7 @@ pub async fn run(mut agent: Agent, mut shutdown: Shutdown) -> Result<(), AgentEr
     // From here on the deadline bounds every retry, not shutdown.
     notify::stopping("deregistering");
     agent.faults.retry.interrupt_on(None);
+    agent.faults.retry.extend_start_while_busy(None);
     let until = deadline.unwrap_or_else(|| Instant::now() + shutdown_timeout);
     let began = Instant::now();
     let result = match timeout_at(until, agent.deregister_written()).await {

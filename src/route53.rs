@@ -65,6 +65,10 @@ impl Classify for Route53Error {
     fn class(&self) -> Class {
         self.class
     }
+
+    fn is_busy(&self) -> bool {
+        retry::is_busy_code(self.code.as_deref())
+    }
 }
 
 impl Route53Error {

@@ -591,55 +591,171 @@ async fn route53_unreachable_at_boot_is_retried_without_spinning() {
 
 // 6. systemd readiness
 
+/// A stand-in for systemd's notify socket: every message the agent sends.
+struct NotifySocket {
+    path: PathBuf,
+    messages: tokio::sync::mpsc::UnboundedReceiver<String>,
+    heard: Vec<String>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl NotifySocket {
+    fn bind(world: &World) -> NotifySocket {
+        let path = world.dir.path().join("notify.sock");
+        let socket = tokio::net::UnixDatagram::bind(&path).expect("binding the notify socket");
+        let (sender, messages) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let listener = tokio::spawn(async move {
+            let mut buffer = vec![0u8; 4096];
+            while let Ok(read) = socket.recv(&mut buffer).await {
+                let text = String::from_utf8_lossy(&buffer[..read]).into_owned();
+                if sender.send(text).is_err() {
+                    return;
+                }
+            }
+        });
+        NotifySocket {
+            path,
+            messages,
+            heard: Vec::new(),
+            listener,
+        }
+    }
+
+    /// `NOTIFY_SOCKET` for the agent.
+    fn env(&self) -> String {
+        self.path.to_string_lossy().into_owned()
+    }
+
+    /// Waits for a message holding `text` and returns it; every message
+    /// heard so far stays in `heard`.
+    async fn wait_for(&mut self, text: &str, within: Duration, agent: &common::Agent) -> String {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.messages.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "no {text} after {within:?}: {:?}\n{}",
+                        self.heard,
+                        agent.log()
+                    )
+                })
+                .expect("the listener is running");
+            self.heard.push(message.clone());
+            if message.contains(text) {
+                return message;
+            }
+        }
+    }
+
+    /// Every message heard so far.
+    fn heard(&mut self) -> &[String] {
+        while let Ok(message) = self.messages.try_recv() {
+            self.heard.push(message);
+        }
+        &self.heard
+    }
+}
+
+impl Drop for NotifySocket {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+/// The microseconds of every EXTEND_TIMEOUT_USEC= message in `heard`.
+fn extensions(heard: &[String]) -> Vec<u64> {
+    heard
+        .iter()
+        .flat_map(|message| message.lines())
+        .filter_map(|line| line.strip_prefix("EXTEND_TIMEOUT_USEC="))
+        .filter_map(|micros| micros.parse().ok())
+        .collect()
+}
+
 #[tokio::test]
 async fn systemd_hears_ready_after_registration_and_stopping_at_shutdown() {
     let world = World::new().await;
     let name = world.name("web-1");
-    let socket_path = world.dir.path().join("notify.sock");
-    let socket = tokio::net::UnixDatagram::bind(&socket_path).expect("binding the notify socket");
-    let (sender, mut messages) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let listener = tokio::spawn(async move {
-        let mut buffer = vec![0u8; 4096];
-        while let Ok(read) = socket.recv(&mut buffer).await {
-            let text = String::from_utf8_lossy(&buffer[..read]).into_owned();
-            if sender.send(text).is_err() {
-                return;
-            }
-        }
-    });
-    let socket_env = socket_path.to_string_lossy().into_owned();
+    let mut socket = NotifySocket::bind(&world);
     let began = Instant::now();
     let mut agent = world.spawn_with(
         &["run", "--no-jitter"],
         &fast_config(&world, "", ""),
-        &[("NOTIFY_SOCKET", &socket_env)],
+        &[("NOTIFY_SOCKET", &socket.env())],
     );
 
-    let mut heard = Vec::new();
-    let ready = loop {
-        let message = tokio::time::timeout(SOON, messages.recv())
-            .await
-            .unwrap_or_else(|_| panic!("no READY=1 after {SOON:?}: {heard:?}\n{}", agent.log()))
-            .expect("the listener is running");
-        heard.push(message.clone());
-        if message.contains("READY=1") {
-            break message;
-        }
-    };
+    let ready = socket.wait_for("READY=1", SOON, &agent).await;
     // Ready means registered.
     assert_eq!(
         world.record(&name, RrType::A).await,
         Some((60, vec!["10.0.0.10".to_string()])),
-        "{heard:?}"
+        "{:?}",
+        socket.heard()
     );
     assert!(ready.contains("STATUS=1 record(s) registered"), "{ready}");
 
     agent.stop().await;
-    while let Ok(message) = messages.try_recv() {
-        heard.push(message);
-    }
+    let heard = socket.heard();
     assert!(heard.iter().any(|m| m.contains("STOPPING=1")), "{heard:?}");
+    // Nothing was busy, so the start was never extended.
+    assert!(extensions(heard).is_empty(), "{heard:?}");
     assert_eq!(world.record(&name, RrType::A).await, None);
     assert_within(began, Duration::from_secs(20), &agent.log());
-    listener.abort();
+}
+
+#[tokio::test]
+async fn a_throttled_start_asks_systemd_for_more_time_and_an_unreachable_one_does_not() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    let mut socket = NotifySocket::bind(&world);
+    proxy.refuse(true);
+    let began = Instant::now();
+    let mut agent = world.spawn_with(
+        &["run", "--no-jitter"],
+        &fast_config(&world, "", ""),
+        &[("NOTIFY_SOCKET", &socket.env())],
+    );
+
+    // Unreachable: retried, but no more time asked for, so systemd's
+    // TimeoutStartSec would end the start.
+    socket.wait_for("retrying", SOON, &agent).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        extensions(socket.heard()).is_empty(),
+        "{:?}",
+        socket.heard()
+    );
+
+    // Reachable and throttling: each busy answer asks for its wait, the
+    // next attempt and one more call (2 x request_timeout of 2 s), plus
+    // 10 s, before READY=1.
+    proxy.inject(
+        Action::ChangeRecords,
+        &[Fault::Throttling, Fault::PriorRequestNotComplete],
+    );
+    proxy.refuse(false);
+    socket.wait_for("READY=1", SOON, &agent).await;
+    let before_ready = extensions(socket.heard());
+    assert_eq!(before_ready.len(), 2, "{:?}", socket.heard());
+    for micros in &before_ready {
+        // The wait is at most backoff_cap (1 s).
+        assert!(
+            (14_000_000..=15_000_000).contains(micros),
+            "{micros}: {:?}",
+            socket.heard()
+        );
+    }
+
+    // After READY=1, throttling asks systemd for nothing.
+    proxy.inject(Action::ChangeRecords, &[Fault::Throttling]);
+    world.imds.set("local-ipv4", "10.0.0.11");
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.11"]))
+        .await;
+    assert_eq!(extensions(socket.heard()).len(), 2, "{:?}", socket.heard());
+
+    agent.stop().await;
+    assert_eq!(world.record(&name, RrType::A).await, None);
+    assert_within(began, Duration::from_secs(30), &agent.log());
 }

@@ -127,6 +127,20 @@ fn systemd_waits_longer_than_the_agent_deregisters() {
 }
 
 #[test]
+fn a_start_that_never_gets_an_answer_ends_in_bounded_time() {
+    // The agent extends the start itself while Route 53 is only busy; a
+    // Route 53 it cannot reach must fail the start rather than hold up boot.
+    let unit = read(UNIT);
+    let start = unit_setting(&unit, "TimeoutStartSec").expect("TimeoutStartSec=");
+    assert_ne!(start, "infinity", "TimeoutStartSec= in {UNIT}");
+    let start = seconds(start);
+    assert!(
+        start >= Duration::from_secs(60) && start <= Duration::from_secs(15 * 60),
+        "TimeoutStartSec {start:?}"
+    );
+}
+
+#[test]
 fn the_user_data_passes_cloud_init_schema() {
     for path in [USER_DATA, USER_DATA_AMI] {
         let file = project(path);

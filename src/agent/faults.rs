@@ -80,6 +80,9 @@ impl Agent {
             "waiting {} (boot_jitter) before the first write",
             humantime::format_duration(round_to_millis(delay))
         ));
+        // A wait the agent chose, not a Route 53 it cannot reach: a long
+        // boot_jitter must not fail a finite TimeoutStartSec.
+        self.faults.retry.extend_start(delay);
         self.faults.retry.wait(delay).await
     }
 
@@ -136,6 +139,7 @@ impl Agent {
             }
         } else {
             self.faults.ready = true;
+            self.faults.retry.extend_start_while_busy(None);
             notify::ready(&status);
         }
     }
@@ -201,6 +205,20 @@ impl Agent {
 /// Whole milliseconds read better in a status line than nanoseconds.
 fn round_to_millis(delay: Duration) -> Duration {
     Duration::from_millis(delay.as_millis() as u64)
+}
+
+/// What the start may take beyond a retry's wait, besides the wait itself.
+const START_SLACK_MARGIN: Duration = Duration::from_secs(10);
+
+/// How much longer than a retry's wait systemd is asked to allow for the
+/// start while Route 53 is busy: the attempt after the wait and one more
+/// call (each up to `request_timeout`), and a margin for reading instance
+/// metadata between them. A busy answer to that call extends it again.
+pub(super) fn start_slack(config: &crate::config::Config) -> Duration {
+    config
+        .request_timeout
+        .saturating_mul(2)
+        .saturating_add(START_SLACK_MARGIN)
 }
 
 /// A retry policy for the agent, seeded by the operating system.

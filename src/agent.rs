@@ -332,10 +332,12 @@ impl Agent {
             notify::status(&format!("leaving service ({reason}); records deregistered"));
             self.leaving = Some(reason.clone());
         }
-        if !(self.written.is_empty() && self.unconfirmed.is_empty())
-            && let Err(error) = self.deregister_written().await
-        {
-            warn!(error = %error, "early deregistration incomplete; trying again next poll");
+        if !(self.written.is_empty() && self.unconfirmed.is_empty()) {
+            let before = self.faults.deletes_noted();
+            if let Err(error) = self.deregister_written().await {
+                warn!(error = %error, "early deregistration incomplete; trying again next poll");
+            }
+            self.settle_early_deletes(before).await;
         }
         SyncReport {
             problems: vec![format!("not registering: {reason}")],

@@ -18,6 +18,8 @@ use crate::template::RenderError;
 pub struct Zone {
     pub id: ZoneId,
     pub name: DnsName,
+    /// A private hosted zone, answered only inside its VPCs.
+    pub private: bool,
 }
 
 /// Each configured zone, resolved.
@@ -447,6 +449,7 @@ mod tests {
             Zone {
                 id,
                 name: DnsName::parse(name).unwrap(),
+                private: false,
             },
         )
     }

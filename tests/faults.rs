@@ -96,6 +96,30 @@ async fn throttling_busy_zone_and_500s_at_boot_are_retried_until_registered() {
 }
 
 #[tokio::test]
+async fn a_write_route53_never_answers_is_abandoned_after_request_timeout_and_retried() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    proxy.inject(Action::ChangeRecords, &[Fault::Hang]);
+    let began = Instant::now();
+    let finished = world.once("register", &fast_config(&world, "", "")).await;
+    let took = began.elapsed();
+    assert_eq!(finished.code, Some(0), "{finished:?}");
+    // request_timeout is 2 s: the hanging write is given up after it, then
+    // sent again after at most backoff_base (100 ms).
+    assert!(
+        took >= Duration::from_secs(2),
+        "took {took:?}: {finished:?}"
+    );
+    assert_within(began, Duration::from_secs(8), &finished.stderr);
+    assert!(finished.stderr.contains("will retry"), "{finished:?}");
+    assert_eq!(proxy.count(Action::ChangeRecords), 2, "{finished:?}");
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((60, vec!["10.0.0.10".to_string()]))
+    );
+}
+
+#[tokio::test]
 async fn a_final_refusal_names_the_record_and_is_retried_only_when_it_changes() {
     let (world, proxy) = World::new().await.with_relay().await;
     let web = world.name("web-1");
@@ -166,6 +190,7 @@ async fn a_batch_rejected_twice_as_invalid_is_not_sent_again_every_poll() {
         name = "rejected.{ZONE}"
         "#,
     );
+    let began = Instant::now();
     let mut agent = world.spawn(&config);
     world
         .wait_for(&agent, &web, RrType::A, SOON, holds(60, &["10.0.0.10"]))
@@ -195,6 +220,7 @@ async fn a_batch_rejected_twice_as_invalid_is_not_sent_again_every_poll() {
     agent.stop().await;
     assert_eq!(world.record(&web, RrType::A).await, None);
     assert_eq!(world.record(&rejected, RrType::A).await, None);
+    assert_within(began, Duration::from_secs(30), &agent.log());
 }
 
 #[tokio::test]
@@ -758,4 +784,39 @@ async fn a_throttled_start_asks_systemd_for_more_time_and_an_unreachable_one_doe
     agent.stop().await;
     assert_eq!(world.record(&name, RrType::A).await, None);
     assert_within(began, Duration::from_secs(30), &agent.log());
+}
+
+#[tokio::test]
+async fn with_wait_insync_systemd_hears_ready_only_once_the_change_is_insync() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    let mut socket = NotifySocket::bind(&world);
+    // Three PENDING answers from the proxy, then ministack's own PENDING,
+    // then INSYNC.
+    proxy.inject(
+        Action::GetChange,
+        &[Fault::Pending, Fault::Pending, Fault::Pending],
+    );
+    let began = Instant::now();
+    let mut agent = world.spawn_with(
+        &["run", "--no-jitter"],
+        &fast_config(&world, "wait_insync = true", ""),
+        &[("NOTIFY_SOCKET", &socket.env())],
+    );
+
+    socket.wait_for("READY=1", SOON, &agent).await;
+    // Every GetChange was answered before READY=1: the last said INSYNC.
+    assert_eq!(proxy.count(Action::GetChange), 5, "{}", agent.log());
+    let heard = socket.heard();
+    let waiting = heard.iter().position(|m| m.contains("INSYNC"));
+    let ready = heard.iter().position(|m| m.contains("READY=1"));
+    assert!(
+        matches!((waiting, ready), (Some(w), Some(r)) if w < r),
+        "{heard:?}"
+    );
+    assert!(world.record(&name, RrType::A).await.is_some());
+
+    agent.stop().await;
+    assert_eq!(world.record(&name, RrType::A).await, None);
+    assert_within(began, Duration::from_secs(20), &agent.log());
 }

@@ -2,7 +2,7 @@
 //! the real service and network produce: Route 53's own XML errors
 //! (`Throttling`, `PriorRequestNotComplete`, `AccessDenied`), bare 500s,
 //! requests that hang or are held for a while, changes made whose answer is
-//! lost, and refused connections.
+//! lost, changes still PENDING, and refused connections.
 //! It counts the requests it sees by Route 53 action, and keeps when each
 //! one arrived and was answered; it can also throttle each action with a
 //! token bucket of its own, as Route 53 does.
@@ -87,6 +87,9 @@ pub enum Fault {
     /// Pass the request on, then never answer: the change is made, but the
     /// client does not hear it (an answer lost on the way back).
     AnswerLost,
+    /// For GetChange: answer that the change is still PENDING, as Route 53
+    /// does for up to a minute or so after a change.
+    Pending,
 }
 
 /// Which requests a rule applies to, and how often.
@@ -400,6 +403,7 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>) {
                 "InvalidChangeBatch",
                 "[RRSet of type A with DNS name is not permitted in zone]",
             ),
+            Some(Fault::Pending) => pending_answer(&request.path),
             Some(Fault::ServerError) => {
                 "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".to_string()
             }
@@ -432,6 +436,25 @@ fn error_answer(status: u16, code: &str, message: &str) -> String {
     format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: text/xml\r\nx-amzn-RequestId: \
          {request_id}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// A GetChange answer saying the change the path names is PENDING.
+fn pending_answer(path: &str) -> String {
+    let change_id = path
+        .split('?')
+        .next()
+        .and_then(|path| path.rsplit('/').next())
+        .unwrap_or_default();
+    let body = format!(
+        "<?xml version=\"1.0\"?>\n<GetChangeResponse \
+         xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><ChangeInfo>\
+         <Id>/change/{change_id}</Id><Status>PENDING</Status>\
+         <SubmittedAt>2026-01-01T00:00:00.000Z</SubmittedAt></ChangeInfo></GetChangeResponse>"
+    );
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
 }

@@ -90,8 +90,9 @@ pub struct Agent {
     written: BTreeMap<Slot, DesiredRecord>,
     /// Records sent whose outcome is not known: a write still being retried
     /// when shutdown came may or may not have reached Route 53. Until one is
-    /// accepted, the record at its slot holds either this or what `written`
-    /// says, and deregistration deletes either.
+    /// accepted, its record set may hold this or what `written` says, so
+    /// deregistration deletes it while its marker is this instance's
+    /// ([`Expect::Marked`]).
     unconfirmed: BTreeMap<Slot, DesiredRecord>,
     /// Records refused, because the name belongs to someone else or clashes
     /// with what is live, or because Route 53 refused them for good: tried
@@ -390,40 +391,37 @@ impl Agent {
 
     /// Deletes every record this process wrote, each with its marker and
     /// only while both are still ours and the record holds what was written
-    /// (or, after a write whose outcome is unknown, what was sent). Records
-    /// changed by someone else are left, with a warning, and count as done.
+    /// (or, for a write whose outcome is unknown, while the marker is ours:
+    /// see `left_behind`). Records changed by someone else are left, with a
+    /// warning, and count as done.
     pub async fn deregister_written(&mut self) -> Result<(), AgentError> {
         let Some(instance_id) = self.instance_id.clone() else {
             return Ok(());
         };
         let registrar = self.registrar(&instance_id);
-        let slots: BTreeSet<Slot> = self
-            .written
-            .keys()
-            .chain(self.unconfirmed.keys())
-            .copied()
-            .collect();
         let mut failures = Vec::new();
-        for slot in slots {
-            let mut done = true;
-            for candidates in self.left_at(slot) {
-                match self.delete_either(&registrar, &candidates).await {
-                    Ok(Some((record, outcome))) => {
-                        log_delete(&record, &outcome, "shutdown");
-                        self.faults.note_deleted(&record, &outcome);
-                    }
-                    Ok(None) => {}
-                    Err(error) => {
-                        let names = plan::names(&candidates);
-                        error!(record = %names, error = %error, "delete failed");
-                        failures.push(format!("{names} ({error})"));
-                        done = false;
+        for (slot, record, expect) in self.left_behind() {
+            let deleted = self
+                .faults
+                .retry
+                .call("delete records", || registrar.delete(&record, expect))
+                .await;
+            match deleted.map_err(AgentError::from) {
+                Ok(outcome) => {
+                    log_delete(&record, &outcome, "shutdown");
+                    self.faults.note_deleted(&record, &outcome);
+                    // Gone from this record set, whether it was remembered
+                    // as written, as sent, or both.
+                    for kept in [&mut self.written, &mut self.unconfirmed] {
+                        if kept.get(&slot).is_some_and(|r| r.key() == record.key()) {
+                            kept.remove(&slot);
+                        }
                     }
                 }
-            }
-            if done {
-                self.written.remove(&slot);
-                self.unconfirmed.remove(&slot);
+                Err(error) => {
+                    error!(record = %record, error = %error, "delete failed");
+                    failures.push(format!("{record} ({error})"));
+                }
             }
         }
         if failures.is_empty() {
@@ -436,49 +434,29 @@ impl Agent {
         }
     }
 
-    /// What this process may have left at `slot`, one list per record set:
-    /// the record Route 53 accepted and the one sent since without an
-    /// answer. Under one key they are alternatives, since the live set holds
-    /// one or the other; under two (a renamed record) each is a set of its
-    /// own.
-    fn left_at(&self, slot: Slot) -> Vec<Vec<DesiredRecord>> {
-        let mut sets: Vec<Vec<DesiredRecord>> = Vec::new();
-        for record in [self.written.get(&slot), self.unconfirmed.get(&slot)]
-            .into_iter()
-            .flatten()
-        {
-            match sets.iter_mut().find(|set| set[0].key() == record.key()) {
-                Some(set) => set.push(record.clone()),
-                None => sets.push(vec![record.clone()]),
-            }
-        }
-        sets
-    }
-
-    /// Deletes one record set if it holds any of `candidates`, tried in
-    /// turn until one is not left alone. Returns the last one tried and
-    /// what became of it.
-    async fn delete_either(
-        &mut self,
-        registrar: &Registrar,
-        candidates: &[DesiredRecord],
-    ) -> Result<Option<(DesiredRecord, DeleteOutcome)>, AgentError> {
-        let mut last = None;
-        for record in candidates {
-            let outcome = self
-                .faults
-                .retry
-                .call("delete records", || {
-                    registrar.delete(record, Expect::Written)
-                })
-                .await?;
-            let left_alone = matches!(outcome, DeleteOutcome::LeftAlone(_));
-            last = Some((record.clone(), outcome));
-            if !left_alone {
-                break;
-            }
-        }
-        Ok(last)
+    /// The record sets this process may have left in Route 53, each with
+    /// how sure its delete must be that it is ours. What Route 53 accepted
+    /// goes only while it holds what was written. What was sent without an
+    /// answer may or may not have landed, so it goes while its marker is
+    /// this instance's; where it shares a record set with what was accepted
+    /// before (an address change), that set holds one or the other, and the
+    /// marker alone decides. A renamed record's old name and new one are two
+    /// sets, and both are deleted.
+    fn left_behind(&self) -> Vec<(Slot, DesiredRecord, Expect)> {
+        let written = self
+            .written
+            .iter()
+            .filter(|(slot, record)| {
+                self.unconfirmed
+                    .get(slot)
+                    .is_none_or(|sent| sent.key() != record.key())
+            })
+            .map(|(slot, record)| (*slot, record.clone(), Expect::Written));
+        let unconfirmed = self
+            .unconfirmed
+            .iter()
+            .map(|(slot, record)| (*slot, record.clone(), Expect::Marked));
+        written.chain(unconfirmed).collect()
     }
 
     /// Deletes the records the current facts describe, each only while its
@@ -518,7 +496,9 @@ impl Agent {
 
     /// Removes records whose marker names this instance but that no
     /// configured record produces now. Refuses to guess while any record
-    /// cannot be planned: its record might be one of those found.
+    /// cannot be planned: its record might be one of those found. Another
+    /// agent on this instance with the same `owner_prefix` would lose its
+    /// records here (see [`Registrar::gc`]).
     pub async fn gc(&mut self) -> Result<Vec<String>, AgentError> {
         let (facts, planned) = self.plan().await?;
         let mut wanted = BTreeSet::new();
@@ -612,7 +592,7 @@ pub async fn run(mut agent: Agent, mut shutdown: Shutdown) -> Result<(), AgentEr
     // fleet booted together spreads out its zone lookups as well as its
     // writes.
     if !agent.wait_boot_jitter().await {
-        deadline = Some(Instant::now() + shutdown_timeout);
+        deadline = Some(shutdown.deadline(shutdown_timeout));
     }
     while deadline.is_none() {
         let step = agent.step(started, &mut gc_pending);
@@ -621,7 +601,7 @@ pub async fn run(mut agent: Agent, mut shutdown: Shutdown) -> Result<(), AgentEr
             outcome = &mut step => outcome,
             reason = shutdown.requested() => {
                 info!(%reason, "stopping once the pass under way ends");
-                let until = Instant::now() + shutdown_timeout;
+                let until = shutdown.deadline(shutdown_timeout);
                 deadline = Some(until);
                 timeout_at(until, step).await.unwrap_or(Ok(started))
             }
@@ -631,7 +611,7 @@ pub async fn run(mut agent: Agent, mut shutdown: Shutdown) -> Result<(), AgentEr
             Err(error) => return Err(error),
         }
         if deadline.is_none() && wait_or_shutdown(poll, &mut shutdown).await {
-            deadline = Some(Instant::now() + shutdown_timeout);
+            deadline = Some(shutdown.deadline(shutdown_timeout));
         }
     }
 
@@ -639,7 +619,7 @@ pub async fn run(mut agent: Agent, mut shutdown: Shutdown) -> Result<(), AgentEr
     notify::stopping("deregistering");
     agent.faults.retry.interrupt_on(None);
     agent.faults.retry.extend_start_while_busy(None);
-    let until = deadline.unwrap_or_else(|| Instant::now() + shutdown_timeout);
+    let until = deadline.unwrap_or_else(|| shutdown.deadline(shutdown_timeout));
     let began = Instant::now();
     let result = match timeout_at(until, agent.deregister_written()).await {
         Ok(result) => {

@@ -3,18 +3,20 @@
 //! The configuration is loaded and checked before the runtime starts, so a
 //! bad file exits with [`exit::CONFIG`] before any network call.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use tracing::{error, info};
+use tracing::{error, info, warn};
+use tracing_subscriber::filter::LevelFilter;
 
-use crate::agent::{self, Agent, AgentError};
+use crate::agent::{self, Agent, AgentError, SyncReport};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::metadata::Metadata;
-use crate::plan::Planned;
-use crate::route53::Route53;
+use crate::plan::{self, Planned};
+use crate::retry::{self, Backoff, Class, Classify, Retry};
+use crate::route53::{AMBIGUOUS_HOSTED_ZONE, Route53};
 use crate::shutdown;
 use crate::{doctor, iam};
 use tokio::time::timeout;
@@ -54,7 +56,8 @@ pub struct Cli {
 pub enum Command {
     /// Register, follow address and tag changes, deregister on SIGTERM/SIGINT.
     Run(RunArgs),
-    /// UPSERT the records once; exit 0 when Route 53 accepted them.
+    /// Write the records once (CREATE or UPSERT, each with its ownership
+    /// marker); exit 0 when Route 53 accepted them.
     Register(RegisterArgs),
     /// Delete the records the current facts describe, each with its marker,
     /// only while the marker names this instance.
@@ -109,22 +112,54 @@ impl Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
-    ExitCode::from(execute(&cli))
+    let mut out = Output::default();
+    let code = execute(&cli, &mut out);
+    ExitCode::from(out.exit_code(code))
 }
 
+/// Targets that print request headers, resolved identities or signing
+/// material below info, each with the most it may log whatever RUST_LOG
+/// asks, so that logs never hold a token or a credential. At trace the
+/// SDK's request dumps carry the IMDS session token
+/// (`x-aws-ec2-metadata-token`), SigV4 prints its canonical requests (with
+/// the session token of temporary credentials), and the HTTP stack sees
+/// every header; at debug the SDK's orchestrator still prints the resolved
+/// identity with its access key id, when it resolves an endpoint.
+const SECRET_BEARING_TARGETS: &[(&str, LevelFilter)] = &[
+    ("aws_smithy_runtime", LevelFilter::INFO),
+    ("aws_smithy_runtime_api", LevelFilter::INFO),
+    ("aws_config", LevelFilter::DEBUG),
+    ("aws_runtime", LevelFilter::DEBUG),
+    ("aws_sigv4", LevelFilter::DEBUG),
+    ("aws_smithy_http_client", LevelFilter::DEBUG),
+    ("h2", LevelFilter::DEBUG),
+    ("hyper", LevelFilter::DEBUG),
+    ("hyper_util", LevelFilter::DEBUG),
+    ("reqwest", LevelFilter::DEBUG),
+];
+
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use tracing_subscriber::filter::{FilterExt, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+
+    let asked = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let capped = SECRET_BEARING_TARGETS.iter().fold(
+        Targets::new().with_default(LevelFilter::TRACE),
+        |targets, (target, most)| targets.with_target(*target, *most),
+    );
     // Colours only for a person at a terminal: journald and log shippers
     // would store the escape codes.
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let output = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(std::io::stderr().is_terminal());
+    tracing_subscriber::registry()
+        .with(output.with_filter(asked.and(capped)))
         .init();
 }
 
-fn execute(cli: &Cli) -> u8 {
+fn execute(cli: &Cli, out: &mut Output) -> u8 {
     let mut config = match Config::load(&cli.config) {
         Ok(config) => config,
         Err(error) => {
@@ -140,15 +175,15 @@ fn execute(cli: &Cli) -> u8 {
         config.boot_jitter = std::time::Duration::ZERO;
     }
     if cli.command == Command::Check {
-        println!(
+        out.line(format_args!(
             "{}: ok ({} record(s))",
             cli.config.display(),
             config.records.len()
-        );
+        ));
         return exit::OK;
     }
     if cli.command == Command::IamPolicy {
-        return print_iam_policy(&config);
+        return print_iam_policy(&config, out);
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -161,23 +196,40 @@ fn execute(cli: &Cli) -> u8 {
         }
     };
     if cli.command == Command::Doctor {
-        return run_doctor(&runtime, &config);
+        return run_doctor(&runtime, &config, out);
     }
-    let result = runtime.block_on(dispatch(cli, config));
+    let result = runtime.block_on(dispatch(cli, config, out));
     match result {
         Ok(()) => exit::OK,
         Err(error) => {
-            error!("{}", crate::error_chain(&error));
+            let chain = crate::error_chain(&error);
+            match zone_advice(&error) {
+                Some(advice) => error!("{chain}; {advice} in {}", cli.config.display()),
+                None => error!("{chain}"),
+            }
             exit_code(&error)
         }
     }
 }
 
-fn print_iam_policy(config: &Config) -> u8 {
+/// What to change in the configuration file when it does not fit the
+/// hosted zones, as `doctor` advises.
+fn zone_advice(error: &AgentError) -> Option<&'static str> {
+    match error {
+        AgentError::Route53(error) if error.code.as_deref() == Some(AMBIGUOUS_HOSTED_ZONE) => {
+            Some("set private = true or false beside zone")
+        }
+        AgentError::Route53(error) if error.is_config() => Some("check zone_id or zone"),
+        AgentError::Zones(_) => Some("check the record's name, and zone_id or zone"),
+        _ => None,
+    }
+}
+
+fn print_iam_policy(config: &Config, out: &mut Output) -> u8 {
     let policy = iam::policy(config);
     match policy.to_json() {
         Ok(json) => {
-            println!("{json}");
+            out.line(json);
             exit::OK
         }
         Err(error) => {
@@ -187,10 +239,10 @@ fn print_iam_policy(config: &Config) -> u8 {
     }
 }
 
-fn run_doctor(runtime: &tokio::runtime::Runtime, config: &Config) -> u8 {
+fn run_doctor(runtime: &tokio::runtime::Runtime, config: &Config, out: &mut Output) -> u8 {
     let report = runtime.block_on(doctor::run(config));
     for finding in &report.findings {
-        println!("{finding}");
+        out.line(finding);
     }
     if report.passed() {
         exit::OK
@@ -199,7 +251,7 @@ fn run_doctor(runtime: &tokio::runtime::Runtime, config: &Config) -> u8 {
     }
 }
 
-async fn dispatch(cli: &Cli, config: Config) -> Result<(), AgentError> {
+async fn dispatch(cli: &Cli, config: Config, out: &mut Output) -> Result<(), AgentError> {
     info!(version = env!("CARGO_PKG_VERSION"), config = %cli.config.display(), command = cli.command.name(), "route53-agent starting");
     // Signals are caught from the start, so a SIGTERM during start-up still
     // ends in a clean deregistration.
@@ -209,6 +261,9 @@ async fn dispatch(cli: &Cli, config: Config) -> Result<(), AgentError> {
     };
     let request_timeout = config.request_timeout;
     let shutdown_timeout = config.shutdown_timeout;
+    let backoff = config.backoff;
+    // deregister names the records it leaves behind from the configuration.
+    let configured = config.clone();
     let mut agent = Agent::new(
         config,
         Metadata::from_env(),
@@ -216,32 +271,18 @@ async fn dispatch(cli: &Cli, config: Config) -> Result<(), AgentError> {
     );
     match (cli.command, shutdown) {
         (Command::Run(_), Some(shutdown)) => agent::run(agent, shutdown).await,
-        (Command::Register(args), _) => register(&mut agent, args).await,
-        (Command::Deregister, _) => {
-            // Retries are bounded by shutdown_timeout here too: deregister
-            // usually runs as a stop step with a deadline of its own.
-            let deregistered = async {
-                agent.resolve_zones().await?;
-                agent.deregister_planned().await
-            };
-            match timeout(shutdown_timeout, deregistered).await {
-                Ok(result) => result,
-                Err(_) => Err(AgentError::LeftBehind {
-                    timeout: humantime::format_duration(shutdown_timeout).to_string(),
-                    records: "the records the current facts describe".into(),
-                }),
-            }
-        }
-        (Command::Plan, _) => bounded("plan", shutdown_timeout, print_plan(&mut agent)).await,
+        (Command::Register(args), _) => register(&mut agent, args, backoff).await,
+        (Command::Deregister, _) => deregister(&mut agent, &configured, shutdown_timeout).await,
+        (Command::Plan, _) => bounded("plan", shutdown_timeout, print_plan(&mut agent, out)).await,
         (Command::Gc, _) => {
             let collected = async {
                 agent.resolve_zones().await?;
                 agent.gc().await
             };
             let removed = bounded("gc", shutdown_timeout, collected).await?;
-            println!("{} stale record(s) removed", removed.len());
+            out.line(format_args!("{} stale record(s) removed", removed.len()));
             for record in removed {
-                println!("removed {record}");
+                out.line(format_args!("removed {record}"));
             }
             Ok(())
         }
@@ -249,12 +290,54 @@ async fn dispatch(cli: &Cli, config: Config) -> Result<(), AgentError> {
     }
 }
 
+/// The one-shot `deregister`. Its retries are bounded by shutdown_timeout,
+/// since it usually runs as a stop step with a deadline of its own. So that
+/// a deadline that runs out can name the records left behind, the facts
+/// are read first (again inside the deletes: IMDS is local and cheap),
+/// before the first Route 53 call, which is what usually hangs. A record
+/// deleted before the deadline is named too; the log says which were.
+async fn deregister(
+    agent: &mut Agent,
+    config: &Config,
+    limit: std::time::Duration,
+) -> Result<(), AgentError> {
+    let mut described = None;
+    let deregistered = async {
+        let (facts, _) = agent.plan().await?;
+        described = Some(plan::described(config, &facts));
+        agent.resolve_zones().await?;
+        agent.deregister_planned().await
+    };
+    let result = timeout(limit, deregistered).await;
+    result.unwrap_or_else(|_| {
+        let records = described.unwrap_or_else(|| {
+            let templates: Vec<String> = config
+                .records
+                .iter()
+                .map(|spec| format!("{} {}", spec.name, spec.record_type))
+                .collect();
+            format!(
+                "the records of {} (instance metadata did not answer in time to name them)",
+                templates.join(", ")
+            )
+        });
+        Err(AgentError::LeftBehind {
+            timeout: humantime::format_duration(limit).to_string(),
+            records,
+        })
+    })
+}
+
 /// Retryable failures are retried without limit: a boot must end
 /// registered. A user who cannot wait stops it with Ctrl-C.
-async fn register(agent: &mut Agent, args: RegisterArgs) -> Result<(), AgentError> {
+async fn register(
+    agent: &mut Agent,
+    args: RegisterArgs,
+    backoff: Backoff,
+) -> Result<(), AgentError> {
     agent.wait_boot_jitter().await;
     agent.resolve_zones().await?;
-    let report = agent.sync().await?;
+    let report = sync_once_metadata_answers(agent, backoff).await?;
     if args.wait && !agent.wait_insync(&report.changes).await {
         return Err(AgentError::NotWritten {
             count: report.changes.len(),
@@ -268,6 +351,34 @@ async fn register(agent: &mut Agent, args: RegisterArgs) -> Result<(), AgentErro
             count: report.problems.len(),
             details: report.problems.join("; "),
         })
+    }
+}
+
+/// register's pass, tried again, with the backoff Route 53 calls use, for
+/// as long as instance metadata cannot be read yet (IMDS or the network not
+/// up at boot): the Route 53 calls inside are retried without limit, and
+/// so is this read. A failure that asking again cannot mend ends it at
+/// once; which those are is said where `MetadataError` is classified. The
+/// pass fails at its metadata read, before any write, so trying it again
+/// repeats nothing.
+async fn sync_once_metadata_answers(
+    agent: &mut Agent,
+    backoff: Backoff,
+) -> Result<SyncReport, AgentError> {
+    let mut retry = Retry::new(backoff, retry::os_seeded());
+    let mut attempt = 0;
+    loop {
+        let error = match agent.sync().await {
+            Err(AgentError::Metadata(error)) if error.class() == Class::Retryable => error,
+            other => return other,
+        };
+        let delay = backoff.delay(attempt, retry.rng());
+        warn!(
+            call = "read instance metadata", attempt = attempt + 1,
+            retry_in_ms = delay.as_millis() as u64, error = %error, "call failed; will retry"
+        );
+        retry.wait(delay).await;
+        attempt = attempt.saturating_add(1);
     }
 }
 
@@ -287,10 +398,10 @@ async fn bounded<T>(
     })
 }
 
-async fn print_plan(agent: &mut Agent) -> Result<(), AgentError> {
+async fn print_plan(agent: &mut Agent, out: &mut Output) -> Result<(), AgentError> {
     agent.resolve_zones().await?;
     let (facts, planned) = agent.plan().await?;
-    println!("{}", facts.describe());
+    out.line(facts.describe());
     let mut failed = Vec::new();
     for (_, entry) in planned {
         match entry {
@@ -309,16 +420,16 @@ async fn print_plan(agent: &mut Agent) -> Result<(), AgentError> {
                     record.values.join(" ")
                 );
                 match agent.preview(facts.owner_id(), &record).await? {
-                    Ok(how) => println!("write   {line}   ({how})"),
+                    Ok(how) => out.line(format_args!("write   {line}   ({how})")),
                     Err(why) => {
-                        println!("refuse  {line}\n        {why}");
+                        out.line(format_args!("refuse  {line}\n        {why}"));
                         failed.push(why);
                     }
                 }
             }
-            Planned::Waiting(why) => println!("wait    {why}"),
+            Planned::Waiting(why) => out.line(format_args!("wait    {why}")),
             Planned::Failed(why) => {
-                println!("error   {why}");
+                out.line(format_args!("error   {why}"));
                 failed.push(why.to_string());
             }
         }
@@ -330,6 +441,54 @@ async fn print_plan(agent: &mut Agent) -> Result<(), AgentError> {
             count: failed.len(),
             details: failed.join("; "),
         })
+    }
+}
+
+/// Standard output, for the commands' reports. A reader that goes away
+/// early (`iam-policy | head -1`) is not a failure: the rest of the report
+/// is dropped quietly and the command ends with the exit code its work
+/// earned, as Unix tools do. Any other write error (a full disk) is logged
+/// once and fails a command that would otherwise have succeeded.
+#[derive(Debug, Default)]
+struct Output {
+    state: OutputState,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+enum OutputState {
+    #[default]
+    Open,
+    /// The reader went away.
+    Closed,
+    Failed,
+}
+
+impl Output {
+    /// Writes one line, unless nobody reads any more.
+    fn line(&mut self, text: impl std::fmt::Display) {
+        if self.state != OutputState::Open {
+            return;
+        }
+        let mut stdout = std::io::stdout().lock();
+        let written = writeln!(stdout, "{text}").and_then(|()| stdout.flush());
+        match written {
+            Ok(()) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+                self.state = OutputState::Closed;
+            }
+            Err(error) => {
+                error!(error = %error, "cannot write to standard output");
+                self.state = OutputState::Failed;
+            }
+        }
+    }
+
+    /// The exit code, given the one the command's work earned.
+    fn exit_code(&self, earned: u8) -> u8 {
+        match self.state {
+            OutputState::Failed if earned == exit::OK => exit::FAILURE,
+            _ => earned,
+        }
     }
 }
 

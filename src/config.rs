@@ -50,7 +50,9 @@ pub struct Config {
     pub poll_interval: Duration,
     pub shutdown_timeout: Duration,
     /// Labels put before `<type>.<record name>` to name each record's
-    /// ownership marker (a TXT record).
+    /// ownership marker (a TXT record). Markers name the instance only, so
+    /// each agent on one instance needs its own prefix (see
+    /// `registrar::Registrar::gc`).
     pub owner_prefix: String,
     /// Whether `run` removes, after its first registration, records whose
     /// marker names this instance but that no configured record produces.
@@ -167,14 +169,10 @@ pub struct ZoneId(String);
 /// The record types the agent writes. A, AAAA and CNAME are configured;
 /// PTR records follow from `reverse_zone_id`, and TXT records are the
 /// agent's own ownership markers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RecordType {
-    #[serde(alias = "a")]
     A,
-    #[serde(alias = "aaaa")]
     Aaaa,
-    #[serde(alias = "cname")]
     Cname,
     Ptr,
     Txt,
@@ -351,11 +349,39 @@ impl RecordType {
         }
     }
 
+    /// "an A record", "a CNAME record": the article the type takes when it
+    /// is read aloud.
+    fn article(self) -> &'static str {
+        match self {
+            RecordType::A | RecordType::Aaaa => "an",
+            _ => "a",
+        }
+    }
+
     fn default_value(self) -> ValueSource {
         match self {
             RecordType::Aaaa => ValueSource::Ipv6,
             RecordType::Cname => ValueSource::LocalHostname,
             _ => ValueSource::LocalIpv4,
+        }
+    }
+}
+
+/// In any case, as people write DNS types. The error lists only the types a
+/// record may be configured with; PTR and TXT parse so that validation can
+/// say where they come from instead.
+impl<'de> Deserialize<'de> for RecordType {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        match text.to_ascii_uppercase().as_str() {
+            "A" => Ok(RecordType::A),
+            "AAAA" => Ok(RecordType::Aaaa),
+            "CNAME" => Ok(RecordType::Cname),
+            "PTR" => Ok(RecordType::Ptr),
+            "TXT" => Ok(RecordType::Txt),
+            _ => Err(serde::de::Error::custom(format!(
+                "unknown record type `{text}`, expected A, AAAA or CNAME"
+            ))),
         }
     }
 }
@@ -420,7 +446,7 @@ struct RawConfig {
     drain: Drain,
     #[serde(default)]
     lifecycle: Lifecycle,
-    #[serde(default, rename = "record")]
+    #[serde(default, rename = "record", deserialize_with = "records")]
     records: Vec<RawRecord>,
 }
 
@@ -451,6 +477,34 @@ fn duration<'de, D: serde::Deserializer<'de>>(
     humantime::parse_duration(&text).map(Some).map_err(|error| {
         serde::de::Error::custom(format!("{text:?} is not a duration like \"5s\": {error}"))
     })
+}
+
+/// `[[record]]` tables: an array of them. `[record]`, a single table, is
+/// the usual slip, and serde would only say "invalid type: map, expected a
+/// sequence".
+fn records<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<RawRecord>, D::Error> {
+    struct Records;
+
+    impl<'de> serde::de::Visitor<'de> for Records {
+        type Value = Vec<RawRecord>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("[[record]] tables")
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            Vec::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<Self::Value, A::Error> {
+            Err(serde::de::Error::custom(
+                "`[record]` is a single table; write each record as `[[record]]`, with two \
+                 brackets, even when there is only one",
+            ))
+        }
+    }
+
+    deserializer.deserialize_seq(Records)
 }
 
 impl RawConfig {
@@ -583,7 +637,8 @@ impl RawRecord {
         let value = self.value.unwrap_or(record_type.default_value());
         if !value.fits(record_type) {
             return Err(at(format!(
-                "value {value} cannot fill a {record_type} record"
+                "value {value} cannot fill {} {record_type} record",
+                record_type.article()
             )));
         }
         let ttl = self.ttl.unwrap_or(DEFAULT_TTL);
@@ -592,6 +647,7 @@ impl RawRecord {
         }
         let zone =
             zone_ref(self.zone_id.clone(), self.zone.as_deref(), self.private).map_err(at)?;
+        check_within_named_zone(&self.name, &zone).map_err(at)?;
         let routing =
             routing(self.set_identifier.clone(), self.multivalue, self.weight).map_err(at)?;
         if record_type == RecordType::Cname && routing != Routing::Simple {
@@ -634,6 +690,30 @@ fn zone_ref(
         (None, Some(name)) => DnsName::parse(name)
             .map(|name| ZoneRef::Name { name, private })
             .map_err(|error| format!("zone {name:?} is not a domain name: {error}")),
+    }
+}
+
+/// A zone given by name is in the file, so a name that can only lie
+/// outside it is refused here, before any network call. (A zone given by id
+/// has its name looked up first; `plan::check_zones` checks those.) Fields
+/// fill whole labels, so the template's shape decides for every instance.
+fn check_within_named_zone(name: &NameTemplate, zone: &ZoneRef) -> Result<(), String> {
+    let ZoneRef::Name {
+        name: zone_name, ..
+    } = zone
+    else {
+        return Ok(());
+    };
+    match name.shape() {
+        Ok(shape) if !shape.is_within(zone_name) => Err(match name.fields().next() {
+            None => format!("{shape} lies outside hosted zone {zone_name}"),
+            Some(_) => format!(
+                "every name it can render ends in `{}`, which lies outside hosted zone \
+                 {zone_name}",
+                name.fixed_suffix()
+            ),
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -856,7 +936,9 @@ mod tests {
         ))
         .unwrap_err();
         assert!(error.contains("record[0]"), "{error}");
-        assert!(error.contains("local-ipv4 cannot fill a AAAA"), "{error}");
+        assert!(error.contains("local-ipv4 cannot fill an AAAA"), "{error}");
+        let error = parse(&format!("{MINIMAL}\ntype = \"CNAME\"\nvalue = \"ipv6\"\n")).unwrap_err();
+        assert!(error.contains("ipv6 cannot fill a CNAME"), "{error}");
     }
 
     #[test]
@@ -872,7 +954,7 @@ mod tests {
             ),
             (
                 "[[record]]\nzone_id = \"ZA\"\nname = \"a.example.com\"\ntype = \"MX\"",
-                "unknown variant `MX`",
+                "unknown record type `MX`, expected A, AAAA or CNAME",
             ),
             (
                 "[[record]]\nzone_id = \"ZA\"\nname = \"a.example.com\"\nvalue = \"eth0\"",
@@ -895,6 +977,25 @@ mod tests {
             let error = parse(text).unwrap_err();
             assert!(error.contains(expected), "{text}: {error}");
         }
+    }
+
+    #[test]
+    fn record_types_parse_in_any_case() {
+        for (written, expected) in [("a", RecordType::A), ("Aaaa", RecordType::Aaaa)] {
+            let config = parse(&format!("{MINIMAL}\ntype = \"{written}\"\n")).unwrap();
+            assert_eq!(config.records[0].record_type, expected);
+        }
+        let config = parse(&format!("{MINIMAL}\ntype = \"cname\"\nttl = 5\n")).unwrap();
+        assert_eq!(config.records[0].record_type, RecordType::Cname);
+    }
+
+    #[test]
+    fn a_single_record_table_is_explained() {
+        let error = parse("[record]\nzone_id = \"ZA\"\nname = \"a.example.com\"\n").unwrap_err();
+        assert!(
+            error.contains("write each record as `[[record]]`"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -1029,6 +1130,26 @@ mod tests {
         ))
         .unwrap_err();
         assert!(error.contains("owner_prefix"), "{error}");
+    }
+
+    #[test]
+    fn names_outside_a_zone_given_by_name_are_refused() {
+        let record =
+            |name: &str| format!("[[record]]\nzone = \"example.com\"\nname = \"{name}\"\n");
+        let error = parse(&record("a.other.org")).unwrap_err();
+        assert!(error.contains("record[0] (a.other.org)"), "{error}");
+        assert!(
+            error.contains("a.other.org. lies outside hosted zone example.com."),
+            "{error}"
+        );
+        let error = parse(&record("{tag:Name}.example.com.other.org")).unwrap_err();
+        assert!(
+            error.contains("ends in `.example.com.other.org`"),
+            "{error}"
+        );
+        for inside in ["example.com", "a.Example.COM.", "{tag:Name}.example.com"] {
+            assert!(parse(&record(inside)).is_ok(), "{inside}");
+        }
     }
 
     #[test]

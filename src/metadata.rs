@@ -19,8 +19,9 @@ use std::str::FromStr;
 use aws_config::imds::client::error::ImdsError;
 
 use crate::config::{Config, ValueSource};
-use crate::dns::DnsName;
+use crate::dns::{DnsName, check_hostname_label};
 use crate::ecs::{EcsError, TaskFacts, TaskMetadata};
+use crate::retry::{Class, Classify};
 use crate::template::{Field, FieldValues};
 
 /// How much of an unexpected body an error may quote.
@@ -52,6 +53,11 @@ pub struct InstanceFacts {
     /// Why the task metadata could not be read, when it was needed: only
     /// the records that use task values fail, the others are written.
     pub task_error: Option<String>,
+    /// Values IMDS answered with something that is not what the path holds
+    /// (an error page where an address belongs), with the error naming the
+    /// path. The value itself is `None` above; only the records that use it
+    /// fail, the others are written.
+    pub bad_values: Vec<(ValueSource, String)>,
 }
 
 impl InstanceFacts {
@@ -195,7 +201,10 @@ pub enum MetadataError {
         kind: &'static str,
         excerpt: String,
     },
-    #[error("instance metadata {path} answered {excerpt:?}, which is not a plausible {what}")]
+    #[error(
+        "instance metadata {path} answered {excerpt:?}, which is not a plausible {what}; \
+         nothing was published from it"
+    )]
     Implausible {
         path: String,
         what: &'static str,
@@ -208,6 +217,42 @@ impl MetadataError {
         matches!(self, MetadataError::Fetch { source, .. }
             if matches!(source.as_ref(), ImdsError::ErrorResponse(response)
                 if response.response().status().as_u16() == 401))
+    }
+}
+
+/// Which failed reads are worth another attempt. `run` reads again at its
+/// next poll whatever the failure; this is for `register`, which must end
+/// registered and so tries again while that can help.
+///
+/// - IMDS not answering (refused or timed-out connections, 5xx after the
+///   SDK client's own attempts, a token it stopped accepting) may mend: at
+///   boot the network or IMDS may not be up yet. Retryable.
+/// - A token PUT that IMDS never answers is the container hop-limit
+///   symptom, and a 403 means IMDS is switched off or the request went
+///   through a proxy: instance settings, which asking again does not
+///   change. Final.
+/// - An answer that is there but wrong stays wrong: an identity path
+///   missing (not EC2, or an endpoint that is not IMDS) or garbage where
+///   the instance id, region or zone belongs. Final. (Garbage in a value,
+///   tags switched off and an unreadable ECS task fail only the records
+///   that use them: none of these reaches here.)
+impl Classify for MetadataError {
+    fn class(&self) -> Class {
+        match self {
+            MetadataError::Fetch { source, .. } => match source.as_ref() {
+                ImdsError::FailedToLoadToken(_) if token_put_timed_out(source) => Class::Final,
+                ImdsError::ErrorResponse(response)
+                    if response.response().status().as_u16() == 403 =>
+                {
+                    Class::Final
+                }
+                _ => Class::Retryable,
+            },
+            MetadataError::Task(_)
+            | MetadataError::Missing { .. }
+            | MetadataError::NotAnAddress { .. }
+            | MetadataError::Implausible { .. } => Class::Final,
+        }
     }
 }
 
@@ -263,6 +308,7 @@ impl Metadata {
                 tags: None,
                 task,
                 task_error,
+                bad_values: Vec::new(),
             });
         }
         let instance_id = self.required("instance-id").await?;
@@ -272,15 +318,24 @@ impl Metadata {
         let az = self.required("placement/availability-zone").await?;
         check_plain(&az, "placement/availability-zone", "availability zone")?;
 
-        let local_ipv4 = self.address_if(needs.local_ipv4, "local-ipv4").await?;
-        let public_ipv4 = self.address_if(needs.public_ipv4, "public-ipv4").await?;
-        let ipv6 = self.address_if(needs.ipv6, "ipv6").await?;
+        // A garbage value fails only the records that use it; a path that
+        // cannot be read at all fails the pass, and the records stay as
+        // they are.
+        let mut bad = Vec::new();
+        let local_ipv4 = self.address_if(needs.local_ipv4, "local-ipv4").await;
+        let local_ipv4 = set_aside(&mut bad, ValueSource::LocalIpv4, local_ipv4)?;
+        let public_ipv4 = self.address_if(needs.public_ipv4, "public-ipv4").await;
+        let public_ipv4 = set_aside(&mut bad, ValueSource::PublicIpv4, public_ipv4)?;
+        let ipv6 = self.address_if(needs.ipv6, "ipv6").await;
+        let ipv6 = set_aside(&mut bad, ValueSource::Ipv6, ipv6)?;
         let local_hostname = self
             .hostname_if(needs.local_hostname, "local-hostname")
-            .await?;
+            .await;
+        let local_hostname = set_aside(&mut bad, ValueSource::LocalHostname, local_hostname)?;
         let public_hostname = self
             .hostname_if(needs.public_hostname, "public-hostname")
-            .await?;
+            .await;
+        let public_hostname = set_aside(&mut bad, ValueSource::PublicHostname, public_hostname)?;
         let tags = if needs.tag_keys.is_empty() {
             None
         } else {
@@ -308,6 +363,7 @@ impl Metadata {
             tags,
             task,
             task_error,
+            bad_values: bad,
         })
     }
 
@@ -385,6 +441,23 @@ impl Metadata {
     }
 }
 
+/// Keeps a value that IMDS answered with garbage out of the facts and notes
+/// why, so that only the records using it fail. Other failures (IMDS did
+/// not answer) are returned as they are.
+fn set_aside<T>(
+    bad_values: &mut Vec<(ValueSource, String)>,
+    source: ValueSource,
+    read: Result<Option<T>, MetadataError>,
+) -> Result<Option<T>, MetadataError> {
+    match read {
+        Err(error @ (MetadataError::NotAnAddress { .. } | MetadataError::Implausible { .. })) => {
+            bad_values.push((source, error.to_string()));
+            Ok(None)
+        }
+        other => other,
+    }
+}
+
 /// Parses an address body, refusing anything else (an error page, a list).
 fn parse_address<A: FromStr>(path: &str, body: &str) -> Result<A, MetadataError> {
     body.parse().map_err(|_| MetadataError::NotAnAddress {
@@ -422,17 +495,31 @@ fn spot_notice(body: &str) -> Option<String> {
 }
 
 /// A hostname body may list several names separated by spaces: the first is
-/// the instance's own.
+/// the instance's own. Every word must be a plausible host name, so that an
+/// error page ("Service Unavailable", "404 - Not Found") is refused whole
+/// instead of being cut down to a first word that happens to parse as a
+/// name.
 fn parse_hostname(path: &str, body: &str) -> Result<DnsName, MetadataError> {
-    let first = body.split_whitespace().next().unwrap_or_default();
-    DnsName::parse(first)
-        .ok()
-        .filter(|name| !name.as_str().starts_with('*'))
-        .ok_or_else(|| MetadataError::Implausible {
+    let mut names = body.split_whitespace().map(plausible_hostname);
+    match (names.next(), names.all(|name| name.is_some())) {
+        (Some(Some(first)), true) => Ok(first),
+        _ => Err(MetadataError::Implausible {
             path: path.to_string(),
             what: "host name",
             excerpt: excerpt(body),
-        })
+        }),
+    }
+}
+
+/// A host name as IMDS gives them (`ip-10-0-0-10.ec2.internal`): two labels
+/// or more, each of letters, digits and inner hyphens.
+fn plausible_hostname(word: &str) -> Option<DnsName> {
+    let labels: Vec<&str> = word.trim_end_matches('.').split('.').collect();
+    let plausible = labels.len() >= 2
+        && labels
+            .iter()
+            .all(|label| check_hostname_label(label).is_ok());
+    plausible.then(|| DnsName::parse(word).ok()).flatten()
 }
 
 /// Identity values are single tokens: letters, digits and hyphens.
@@ -458,10 +545,18 @@ fn excerpt(body: &str) -> String {
 /// Explains an IMDS failure in terms a person can act on.
 fn describe(error: &ImdsError) -> String {
     match error {
-        ImdsError::FailedToLoadToken(_) => "no IMDSv2 session token could be obtained; from a \
-            container on a bridge network this usually means the instance's metadata hop \
-            limit is 1: set it to 2 (aws ec2 modify-instance-metadata-options \
-            --http-put-response-hop-limit 2) or use host networking"
+        ImdsError::FailedToLoadToken(_) if token_put_timed_out(error) => {
+            "the IMDSv2 session token request (PUT) was never answered; from a container on \
+            a bridge network this usually means the instance's metadata hop limit is 1: set \
+            it to 2 (aws ec2 modify-instance-metadata-options --http-put-response-hop-limit \
+            2) or use host networking"
+                .to_string()
+        }
+        ImdsError::FailedToLoadToken(_) => "no IMDSv2 session token could be obtained; check \
+            that the instance metadata service is enabled on the instance (aws ec2 \
+            modify-instance-metadata-options --http-endpoint enabled) and, if it is set, that \
+            AWS_EC2_METADATA_SERVICE_ENDPOINT is right (off EC2 there is no instance metadata \
+            service)"
             .to_string(),
         ImdsError::ErrorResponse(response) => {
             format!("HTTP {}", response.response().status().as_u16())
@@ -471,6 +566,23 @@ fn describe(error: &ImdsError) -> String {
             .to_string(),
         other => crate::error_chain(other),
     }
+}
+
+/// Whether the token PUT reached IMDS and its answer never came back: the
+/// hop-limit symptom (from a container, the answer is dropped on the way,
+/// while GETs are answered 401 at once). A connection that was refused or
+/// never made is something else: IMDS switched off, a wrong endpoint, or
+/// no EC2 at all. The SDK tells the two timeouts apart only in its text:
+/// "HTTP read timeout occurred after 1s" against "HTTP connect timeout".
+fn token_put_timed_out(error: &ImdsError) -> bool {
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if cause.to_string().starts_with("HTTP read timeout") {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 #[cfg(test)]
@@ -517,8 +629,46 @@ mod tests {
         )
         .unwrap();
         assert_eq!(name.as_str(), "ip-10-0-0-10.ec2.internal.");
-        assert!(parse_hostname("public-hostname", "<html>oops</html>").is_err());
-        assert!(parse_hostname("public-hostname", "").is_err());
+        let name = parse_hostname(
+            "public-hostname",
+            "ec2-203-0-113-7.compute-1.amazonaws.com\n",
+        );
+        assert_eq!(
+            name.unwrap().as_str(),
+            "ec2-203-0-113-7.compute-1.amazonaws.com."
+        );
+    }
+
+    #[test]
+    fn hostname_bodies_that_are_not_all_host_names_are_refused() {
+        for body in [
+            "Service Unavailable",
+            "404 - Not Found",
+            "not_a host!",
+            "<html>oops</html>",
+            "",
+            "localhost",
+            "ip-10-0-0-10.ec2.internal <html>",
+            "*.ec2.internal",
+            "-ip.ec2.internal",
+            "ip_10.ec2.internal",
+        ] {
+            let error = parse_hostname("local-hostname", body).unwrap_err();
+            assert!(
+                error.to_string().contains("not a plausible host name"),
+                "{body:?}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn answers_that_are_wrong_are_final_for_register() {
+        let missing = MetadataError::Missing {
+            path: "instance-id".into(),
+        };
+        assert_eq!(missing.class(), Class::Final);
+        let garbage = check_plain("<html>", "instance-id", "instance id").unwrap_err();
+        assert_eq!(garbage.class(), Class::Final);
     }
 
     #[test]

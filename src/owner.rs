@@ -32,6 +32,9 @@ pub struct LiveSet {
     pub ttl: Option<i64>,
     pub values: Vec<String>,
     pub is_alias: bool,
+    /// A health check someone attached to the set (the agent never sets
+    /// one): a DELETE must repeat it, and an update of our own set keeps it.
+    pub health_check_id: Option<String>,
 }
 
 impl LiveSet {
@@ -48,6 +51,14 @@ impl LiveSet {
 impl LiveSet {
     pub fn is(&self, record_type: RecordType) -> bool {
         self.record_type == record_type.as_str()
+    }
+
+    /// False for a set with fields the agent never writes: an alias target,
+    /// or a routing policy other than simple, multivalue and weighted
+    /// (failover, latency, geolocation, CIDR, a traffic policy). Someone
+    /// else made or changed such a set, whatever marker is beside it.
+    pub fn could_be_ours(&self) -> bool {
+        !self.is_alias && self.policy != Policy::Other
     }
 
     /// True when this is the set `record` would write: same name, type and
@@ -190,15 +201,19 @@ pub enum Owner {
     Unmarked,
 }
 
-/// Reads ownership from the live record and the live marker's values.
+/// Reads ownership from the live record and the live marker's values. A
+/// record the agent could not have written (see [`LiveSet::could_be_ours`])
+/// counts as unmarked, whatever the marker says.
 pub fn owner(
     record: Option<&LiveSet>,
     marker_values: &[String],
     instance_id: &str,
     wanted: &DesiredRecord,
 ) -> Owner {
-    if record.is_none() {
-        return Owner::Nobody;
+    match record {
+        None => return Owner::Nobody,
+        Some(live) if !live.could_be_ours() => return Owner::Unmarked,
+        Some(_) => {}
     }
     let marker = marker_values
         .iter()
@@ -319,6 +334,7 @@ mod tests {
             ttl: Some(ttl),
             values: vec!["10.0.0.99".into()],
             is_alias: false,
+            health_check_id: None,
         }
     }
 
@@ -388,6 +404,34 @@ mod tests {
             owner(Some(&there), &[aaaa_marker.txt_value()], "i-me", &wanted),
             Owner::Unmarked
         );
+        // Our marker beside a set the agent never writes does not make it
+        // ours: someone replaced the record with an alias, or routed it
+        // another way.
+        let alias = LiveSet {
+            is_alias: true,
+            values: Vec::new(),
+            ..there.clone()
+        };
+        let ours = Marker::for_record("i-me", &wanted).txt_value();
+        assert_eq!(
+            owner(Some(&alias), std::slice::from_ref(&ours), "i-me", &wanted),
+            Owner::Unmarked
+        );
+        let failover = live(RecordType::A, Policy::Other, Some("primary"), 60);
+        assert_eq!(
+            owner(
+                Some(&failover),
+                std::slice::from_ref(&ours),
+                "i-me",
+                &wanted
+            ),
+            Owner::Unmarked
+        );
+        let checked = LiveSet {
+            health_check_id: Some("hc-1".into()),
+            ..there.clone()
+        };
+        assert_eq!(owner(Some(&checked), &[ours], "i-me", &wanted), Owner::Us);
 
         assert_eq!(decide(&Owner::Nobody, &wanted), Decision::Create);
         assert_eq!(decide(&Owner::Us, &wanted), Decision::Update);

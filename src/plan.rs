@@ -262,6 +262,16 @@ fn plan_one(spec: &RecordSpec, facts: &InstanceFacts, zones: &Zones) -> Planned 
             detail: why.clone(),
         });
     }
+    if let Some((_, why)) = facts
+        .bad_values
+        .iter()
+        .find(|(source, _)| *source == spec.value)
+    {
+        return Planned::Failed(PlanError::Value {
+            template: spec.name.to_string(),
+            detail: why.clone(),
+        });
+    }
     let render_failed = |source: RenderError| match source {
         RenderError::TagMissing { key } => {
             Planned::Waiting(format!("the instance has no tag `{key}` yet"))
@@ -398,6 +408,29 @@ fn outside(spec: &RecordSpec, name: DnsName, zone: &Zone) -> PlanError {
     }
 }
 
+/// The records the facts describe, for a person, when the hosted zones
+/// are not known (yet): each configured record's name and type (its set
+/// identifier too), and its PTR record. A name that cannot be rendered is
+/// shown as its template.
+pub fn described(config: &Config, facts: &InstanceFacts) -> String {
+    let mut described = BTreeSet::new();
+    for spec in &config.records {
+        let name = match spec.name.render(facts) {
+            Ok(name) => name.to_string(),
+            Err(_) => spec.name.to_string(),
+        };
+        let set = match spec.routing.set_identifier().map(|set| set.render(facts)) {
+            Some(Ok(set)) => format!(" (set {set})"),
+            Some(Err(_)) | None => String::new(),
+        };
+        described.insert(format!("{name} {}{set}", spec.record_type));
+        if let (Some(_), Some(ip)) = (&spec.reverse_zone, facts.local_ipv4) {
+            described.insert(format!("{} {}", DnsName::reverse_of(ip), RecordType::Ptr));
+        }
+    }
+    described.into_iter().collect::<Vec<_>>().join(", ")
+}
+
 /// Groups records into change batches: one batch per zone and name, so that
 /// the A and AAAA records of one name change together and a problem with one
 /// name never holds back another.
@@ -439,6 +472,7 @@ mod tests {
             tags: Some(BTreeMap::from([("Name".into(), "web-1".into())])),
             task: None,
             task_error: None,
+            bad_values: Vec::new(),
         }
     }
 
@@ -721,6 +755,33 @@ mod tests {
     }
 
     #[test]
+    fn a_garbage_value_fails_only_the_records_that_use_it() {
+        let config = config(
+            r#"
+            [[record]]
+            zone_id = "ZA"
+            name = "www.example.com"
+            type = "CNAME"
+            value = "public-hostname"
+            [[record]]
+            zone_id = "ZA"
+            name = "{tag:Name}.example.com"
+            "#,
+        );
+        let mut facts = facts();
+        facts.bad_values = vec![(
+            ValueSource::PublicHostname,
+            "instance metadata public-hostname answered \"Service Unavailable\"".into(),
+        )];
+        let planned = plan(&config, &facts, &zones());
+        let Planned::Failed(error) = &planned[0].1 else {
+            panic!("expected a failure, got {:?}", planned[0].1);
+        };
+        assert!(error.to_string().contains("public-hostname"), "{error}");
+        assert_eq!(ready(&planned, 1).values, ["10.0.0.10"]);
+    }
+
+    #[test]
     fn ptr_records_point_back_at_the_name() {
         let config = config(
             r#"
@@ -786,6 +847,32 @@ mod tests {
         let planned = plan(&config, &facts, &zones());
         assert!(
             matches!(&planned[0].1, Planned::Failed(PlanError::Value { detail, .. }) if detail.contains("awsvpc"))
+        );
+    }
+
+    #[test]
+    fn described_records_need_no_zones() {
+        let config = config(
+            r#"
+            [[record]]
+            zone_id = "ZA"
+            name = "{tag:Name}.example.com"
+            reverse_zone_id = "ZREV"
+            [[record]]
+            zone_id = "ZA"
+            name = "fleet.example.com"
+            set_identifier = "{instance_id}"
+            multivalue = true
+            [[record]]
+            zone_id = "ZA"
+            name = "{tag:Role}.example.com"
+            type = "AAAA"
+            "#,
+        );
+        assert_eq!(
+            described(&config, &facts()),
+            "10.0.0.10.in-addr.arpa. PTR, fleet.example.com. A (set i-0abc), \
+             web-1.example.com. A, {tag:Role}.example.com AAAA"
         );
     }
 

@@ -8,7 +8,9 @@
 //! refused, and for every later write, the agent reads first: a record that
 //! is absent is CREATEd, not UPSERTed, so that when two instances race for a
 //! name the second one's batch fails and the next pass sees the first one's
-//! marker. Deletes carry
+//! marker. A live record is UPSERTed with its marker replaced as it was
+//! read (DELETE with the exact values, then CREATE), so the batch fails if
+//! anyone touched the marker in between. Deletes carry
 //! the exact live values; when the zone changes between the read and the
 //! delete, Route 53 rejects the batch and one more read says what happened.
 
@@ -43,7 +45,8 @@ pub enum DeleteOutcome {
     Deleted { change_id: String },
     /// Nothing was there: as good as deleted.
     AlreadyGone,
-    /// Not ours any more, or changed since it was written: left alone.
+    /// Not ours any more, or changed since it was written: left alone (and,
+    /// when changed, no longer marked as ours).
     LeftAlone(String),
 }
 
@@ -128,17 +131,15 @@ impl Registrar {
             }
         }
         let sets = self.route53.sets_at(&first.zone_id, &first.name).await?;
-        let mut markers = Vec::new();
         let mut accepted = Vec::new();
         for (tag, record, previous) in records {
             match self.check(record, *previous, &sets).await? {
-                Ok((marker_name, decision)) => {
-                    if let Decision::TakeOver { from } = &decision {
+                Ok(allowed) => {
+                    if let Decision::TakeOver { from } = &allowed.decision {
                         warn!(record = %record, from = %from, "taking the record over");
                     }
-                    outcome.already_ours += usize::from(decision == Decision::Update);
-                    markers.push(marker_name);
-                    accepted.push((tag.clone(), *record));
+                    outcome.already_ours += usize::from(allowed.decision == Decision::Update);
+                    accepted.push((tag.clone(), *record, allowed));
                 }
                 Err(why) => outcome.refused.push((tag.clone(), why)),
             }
@@ -147,21 +148,12 @@ impl Registrar {
             return Ok(outcome);
         }
         let mut writes = Vec::new();
-        for ((_, record), marker_name) in accepted.iter().zip(&markers) {
-            let live = sets.iter().any(|set| set.is_set_of(record));
-            writes.push(if live {
-                Write::Upsert(record)
-            } else {
-                Write::Create(record)
-            });
-            writes.push(Write::Txt {
-                name: marker_name,
-                values: vec![Marker::for_record(&self.instance_id, record).txt_value()],
-                ttl: record.ttl,
-            });
+        for (_, record, allowed) in &accepted {
+            let live = sets.iter().find(|set| set.is_set_of(record));
+            writes.extend(record_writes(record, live, allowed, &self.instance_id));
         }
         outcome.change_id = Some(self.route53.apply(&first.zone_id, &writes).await?);
-        outcome.written = accepted.into_iter().map(|(tag, _)| tag).collect();
+        outcome.written = accepted.into_iter().map(|(tag, _, _)| tag).collect();
         Ok(outcome)
     }
 
@@ -211,22 +203,27 @@ impl Registrar {
         record: &DesiredRecord,
     ) -> Result<Result<String, String>, Route53Error> {
         let sets = self.route53.sets_at(&record.zone_id, &record.name).await?;
+        let unchanged = sets.iter().any(|s| s.is_set_of(record) && s.holds(record));
         Ok(match self.check(record, None, &sets).await? {
-            Ok((_, Decision::Create)) => Ok("create".into()),
-            Ok((_, Decision::Update)) => Ok("update (this instance's already)".into()),
-            Ok((_, Decision::TakeOver { from })) => Ok(format!("take over from {from}")),
-            Ok((_, Decision::Refuse(why))) | Err(why) => Err(why),
+            Ok(allowed) => match allowed.decision {
+                Decision::Create => Ok("create".into()),
+                Decision::Update if unchanged => Ok("unchanged".into()),
+                Decision::Update => Ok("update (this instance's already)".into()),
+                Decision::TakeOver { from } => Ok(format!("take over from {from}")),
+                Decision::Refuse(why) => Err(why),
+            },
+            Err(why) => Err(why),
         })
     }
 
-    /// Whether `record` may be written; on yes, its marker's name and how
-    /// it would be written (never [`Decision::Refuse`]).
+    /// Whether `record` may be written; on yes, how (never
+    /// [`Decision::Refuse`]) and what was read for it.
     async fn check(
         &self,
         record: &DesiredRecord,
         previous: Option<&DesiredRecord>,
         sets: &[LiveSet],
-    ) -> Result<Result<(DnsName, Decision), String>, Route53Error> {
+    ) -> Result<Result<Allowed, String>, Route53Error> {
         let marker_name = match owner::marker_name(&self.owner_prefix, record) {
             Ok(name) => name,
             Err(error) => return Ok(Err(format!("{record}: no name for its marker: {error}"))),
@@ -240,9 +237,9 @@ impl Registrar {
         if let Some(why) = owner::conflict(record, &others) {
             return Ok(Err(why));
         }
-        // A live record that holds what is about to be written is no one
-        // else's change: it is this process's own write, applied although
-        // its answer was lost, and now retried.
+        // A live set that holds `record` already is this process's own
+        // write whose answer was lost (a timeout, a dropped connection): the
+        // retry goes on as an update, not as someone else's change.
         if let (Some(live), Some(previous)) = (live, previous)
             && previous.key() == record.key()
             && !live.holds(previous)
@@ -253,27 +250,20 @@ impl Registrar {
                  alone"
             )));
         }
-        let marker_values = match live {
-            Some(_) => self.marker_values(&record.zone_id, &marker_name).await?,
-            None => Vec::new(),
+        let marker = match live {
+            Some(_) => self.marker_set(&record.zone_id, &marker_name).await?,
+            None => None,
         };
-        let owner = owner::owner(live, &marker_values, &self.instance_id, record);
+        let marker_values = marker.as_ref().map_or(&[][..], |set| &set.values[..]);
+        let owner = owner::owner(live, marker_values, &self.instance_id, record);
         Ok(match owner::decide(&owner, record) {
             Decision::Refuse(why) => Err(why),
-            decision => Ok((marker_name, decision)),
+            decision => Ok(Allowed {
+                marker_name,
+                decision,
+                marker,
+            }),
         })
-    }
-
-    async fn marker_values(
-        &self,
-        zone_id: &ZoneId,
-        marker_name: &DnsName,
-    ) -> Result<Vec<String>, Route53Error> {
-        Ok(self
-            .marker_set(zone_id, marker_name)
-            .await?
-            .map(|set| set.values)
-            .unwrap_or_default())
     }
 
     async fn marker_set(
@@ -289,7 +279,8 @@ impl Registrar {
 
     /// Deletes `record` and its marker in one batch, only while both are
     /// still ours (see [`Expect`]). A record that is gone counts as deleted;
-    /// its marker, if ours, goes too.
+    /// its marker, if ours, goes too. A record someone else changed is left,
+    /// and only our marker beside it goes.
     pub async fn delete(
         &self,
         record: &DesiredRecord,
@@ -320,23 +311,25 @@ impl Registrar {
         let sets = self.route53.sets_at(&record.zone_id, &record.name).await?;
         let live = sets.into_iter().find(|set| set.is_set_of(record));
         let marker = self.marker_set(&record.zone_id, &marker_name).await?;
-        let ours = marker.as_ref().is_some_and(|set| {
-            let values = set.values.clone();
-            owner::owner(Some(set), &values, &self.instance_id, record) == owner::Owner::Us
+        let ours = marker.filter(|set| {
+            owner::owner(Some(set), &set.values, &self.instance_id, record) == owner::Owner::Us
         });
 
         let mut writes = Vec::new();
         let outcome = match &live {
             None => DeleteOutcome::AlreadyGone,
-            Some(live) if !ours => {
+            Some(live) if ours.is_none() => {
                 return Ok(DeleteOutcome::LeftAlone(format!(
                     "{live} is not marked as this instance's (no marker of ours beside it)"
                 )));
             }
-            Some(live) if expect == Expect::Written && !live.holds(record) => {
-                return Ok(DeleteOutcome::LeftAlone(format!(
+            Some(live)
+                if !live.could_be_ours() || (expect == Expect::Written && !live.holds(record)) =>
+            {
+                let changed = format!(
                     "{record} was changed by someone else since it was written (now {live})"
-                )));
+                );
+                return self.disown(&record.zone_id, ours.as_ref(), changed).await;
             }
             Some(live) => {
                 writes.push(Write::Delete(live));
@@ -345,7 +338,7 @@ impl Registrar {
                 }
             }
         };
-        if let Some(marker) = marker.as_ref().filter(|_| ours) {
+        if let Some(marker) = &ours {
             writes.push(Write::Delete(marker));
         }
         if writes.is_empty() {
@@ -356,6 +349,29 @@ impl Registrar {
             DeleteOutcome::Deleted { .. } => DeleteOutcome::Deleted { change_id },
             other => other,
         })
+    }
+
+    /// Leaves a record someone else changed, and deletes this instance's
+    /// marker beside it (its exact live values, in a batch of its own): the
+    /// record is no longer marked as ours, so a later `deregister`, `gc` or
+    /// restart of this instance leaves it alone too.
+    async fn disown(
+        &self,
+        zone_id: &ZoneId,
+        marker: Option<&LiveSet>,
+        changed: String,
+    ) -> Result<DeleteOutcome, Route53Error> {
+        let Some(marker) = marker else {
+            return Ok(DeleteOutcome::LeftAlone(changed));
+        };
+        self.route53
+            .apply(zone_id, &[Write::Delete(marker)])
+            .await?;
+        Ok(DeleteOutcome::LeftAlone(format!(
+            "{changed}; this instance's marker {} is deleted, so the record counts as someone \
+             else's from now on",
+            marker.name
+        )))
     }
 
     /// Finds the records in `zone_id` whose marker names this instance.
@@ -382,6 +398,13 @@ impl Registrar {
     /// Deletes every record in `zones` that this instance's marker names but
     /// that `wanted` (the keys of every record the configuration produces
     /// now) does not hold. Returns the records deleted.
+    ///
+    /// Known limit: a marker names the instance, not the configuration. A
+    /// second agent on this instance, with another configuration file and
+    /// the same `owner_prefix`, writes markers that read as ours, and its
+    /// records are collected here because our configuration does not
+    /// produce them. Each agent on one instance needs its own
+    /// `owner_prefix`; nothing can check that from here.
     pub async fn gc(
         &self,
         zones: &BTreeSet<ZoneId>,
@@ -434,6 +457,57 @@ impl Registrar {
     }
 }
 
+/// A record [`Registrar::check`] allows to be written, and what was read
+/// for it.
+#[derive(Debug)]
+struct Allowed {
+    marker_name: DnsName,
+    /// How: never [`Decision::Refuse`].
+    decision: Decision,
+    /// The TXT set at the marker's name, read when the record was live.
+    marker: Option<LiveSet>,
+}
+
+/// The changes that write `record` and the marker of `instance_id` beside
+/// it, given what was read: `live` at the record's key, and `allowed`.
+///
+/// A record that is absent is CREATEd: if another instance wins the race
+/// for the name, the batch fails. A live record is UPSERTed, and the batch
+/// is made conditional on the marker read: that marker is DELETEd with its
+/// exact values and the new one CREATEd (only CREATEd when none was read).
+/// If anyone touched the marker in between (another instance took the
+/// name, a person removed it), Route 53 rejects the whole batch, nothing is
+/// overwritten, and the next pass reads again.
+fn record_writes<'a>(
+    record: &'a DesiredRecord,
+    live: Option<&'a LiveSet>,
+    allowed: &'a Allowed,
+    instance_id: &str,
+) -> Vec<Write<'a>> {
+    let name = &allowed.marker_name;
+    let values = vec![Marker::for_record(instance_id, record).txt_value()];
+    let ttl = record.ttl;
+    let Some(live) = live else {
+        return vec![Write::Create(record), Write::Txt { name, values, ttl }];
+    };
+    // An operator may attach a health check to this instance's own set (in
+    // a multivalue fleet, say): an update keeps it. One on a set taken from
+    // someone else watches their endpoint, not ours.
+    let health_check_id = live
+        .health_check_id
+        .as_deref()
+        .filter(|_| allowed.decision == Decision::Update);
+    let mut writes = vec![Write::Upsert {
+        record,
+        health_check_id,
+    }];
+    if let Some(read) = &allowed.marker {
+        writes.push(Write::Delete(read));
+    }
+    writes.push(Write::CreateTxt { name, values, ttl });
+    writes
+}
+
 /// Whether a first write may skip the read. A record with a set identifier
 /// shares its name with other sets, and a CNAME shares it with nothing: for
 /// those a clash of routing policies or types is plausible, and the agent
@@ -445,4 +519,122 @@ impl Registrar {
 /// reported.
 fn optimistic(record: &DesiredRecord) -> bool {
     record.policy == Policy::Simple && record.record_type != RecordType::Cname
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> DesiredRecord {
+        DesiredRecord {
+            zone_id: ZoneId::parse("ZA").unwrap(),
+            name: DnsName::parse("fleet.example.com").unwrap(),
+            record_type: RecordType::A,
+            set_identifier: Some("i-me".into()),
+            policy: Policy::MultiValue,
+            ttl: 60,
+            values: vec!["10.0.0.77".into()],
+            takeover: false,
+        }
+    }
+
+    fn live(name: &str, record_type: &str, values: &[&str]) -> LiveSet {
+        LiveSet {
+            name: DnsName::parse(name).unwrap(),
+            record_type: record_type.into(),
+            set_identifier: None,
+            policy: Policy::Simple,
+            ttl: Some(60),
+            values: values.iter().map(|value| value.to_string()).collect(),
+            is_alias: false,
+            health_check_id: None,
+        }
+    }
+
+    fn allowed(decision: Decision, marker: Option<LiveSet>) -> Allowed {
+        Allowed {
+            marker_name: owner::marker_name("_route53-agent", &record()).unwrap(),
+            decision,
+            marker,
+        }
+    }
+
+    fn ours() -> String {
+        Marker::for_record("i-me", &record()).txt_value()
+    }
+
+    #[test]
+    fn an_absent_record_is_created_with_its_marker() {
+        let record = record();
+        let allowed = allowed(Decision::Create, None);
+        let writes = record_writes(&record, None, &allowed, "i-me");
+        assert!(
+            matches!(
+                writes.as_slice(),
+                [Write::Create(created), Write::Txt { name, values, ttl: 60 }]
+                    if *created == &record && *name == &allowed.marker_name
+                        && *values == [ours()]
+            ),
+            "{writes:?}"
+        );
+    }
+
+    #[test]
+    fn an_update_replaces_the_marker_as_read_so_that_a_race_fails_the_batch() {
+        let record = record();
+        let mut there = live("fleet.example.com", "A", &["10.0.0.10"]);
+        there.health_check_id = Some("hc-1".into());
+        let read = live("_route53-agent.a-i-me.fleet.example.com", "TXT", &[&ours()]);
+        let allowed = allowed(Decision::Update, Some(read.clone()));
+        let writes = record_writes(&record, Some(&there), &allowed, "i-me");
+        assert!(
+            matches!(
+                writes.as_slice(),
+                [
+                    Write::Upsert { record: upserted, health_check_id: Some("hc-1") },
+                    Write::Delete(deleted),
+                    Write::CreateTxt { name, values, ttl: 60 },
+                ] if *upserted == &record && **deleted == read
+                    && *name == &allowed.marker_name && *values == [ours()]
+            ),
+            "{writes:?}"
+        );
+    }
+
+    #[test]
+    fn a_takeover_moves_the_marker_as_read_and_drops_their_health_check() {
+        let record = record();
+        let mut there = live("fleet.example.com", "A", &["10.0.0.20"]);
+        there.health_check_id = Some("hc-theirs".into());
+        let theirs = Marker::for_record("i-other", &record).txt_value();
+        let read = live("_route53-agent.a-i-me.fleet.example.com", "TXT", &[&theirs]);
+        let taking = Decision::TakeOver {
+            from: "instance i-other".into(),
+        };
+        let allowed = allowed(taking.clone(), Some(read.clone()));
+        let writes = record_writes(&record, Some(&there), &allowed, "i-me");
+        assert!(
+            matches!(
+                writes.as_slice(),
+                [
+                    Write::Upsert { health_check_id: None, .. },
+                    Write::Delete(deleted),
+                    Write::CreateTxt { values, .. },
+                ] if **deleted == read && *values == [ours()]
+            ),
+            "{writes:?}"
+        );
+
+        // Nothing at the marker's name (a person's record): the marker is
+        // CREATEd, so the batch fails if one appears in between.
+        let allowed = self::allowed(taking, None);
+        let writes = record_writes(&record, Some(&there), &allowed, "i-me");
+        assert!(
+            matches!(
+                writes.as_slice(),
+                [Write::Upsert { .. }, Write::CreateTxt { .. }]
+            ),
+            "{writes:?}"
+        );
+    }
 }

@@ -13,7 +13,9 @@
 //! - **IMDS.** The SDK's IMDS client keeps its own retries (4 attempts, 1 s
 //!   connect and read timeouts, for 5xx, 401 and timeouts); a read that still
 //!   fails is tried again at the next poll, and the records stay as they were
-//!   (see [`crate::metadata`]).
+//!   (see [`crate::metadata`]). `register` alone, which must end registered,
+//!   reads again by [`Backoff`] while the failure is retryable (see
+//!   `MetadataError`'s [`Classify`]).
 //!
 //! The pure parts ([`Backoff`], [`BootJitter`], [`classify_answer`]) take the
 //! random number generator as an argument, so that tests and simulations can

@@ -113,10 +113,20 @@ impl Route53Error {
 pub enum Write<'a> {
     /// CREATE the record set (fails if something is there already).
     Create(&'a DesiredRecord),
-    /// UPSERT the record set.
-    Upsert(&'a DesiredRecord),
+    /// UPSERT the record set, keeping the health check someone attached to
+    /// it, if any.
+    Upsert {
+        record: &'a DesiredRecord,
+        health_check_id: Option<&'a str>,
+    },
     /// UPSERT a simple TXT record set with these (quoted) values.
     Txt {
+        name: &'a DnsName,
+        values: Vec<String>,
+        ttl: u32,
+    },
+    /// CREATE a simple TXT record set (fails if one is there already).
+    CreateTxt {
         name: &'a DnsName,
         values: Vec<String>,
         ttl: u32,
@@ -415,17 +425,18 @@ type BuildError = aws_smithy_types::error::operation::BuildError;
 
 fn change(write: &Write<'_>) -> Result<Change, BuildError> {
     let (action, set) = match write {
-        Write::Create(record) => (ChangeAction::Create, desired_set(record)?),
-        Write::Upsert(record) => (ChangeAction::Upsert, desired_set(record)?),
-        Write::Txt { name, values, ttl } => (
+        Write::Create(record) => (ChangeAction::Create, desired_set(record, None)?),
+        Write::Upsert {
+            record,
+            health_check_id,
+        } => (
             ChangeAction::Upsert,
-            ResourceRecordSet::builder()
-                .name(name.as_str())
-                .r#type(RrType::Txt)
-                .ttl(i64::from(*ttl))
-                .set_resource_records(Some(resource_records(values)?))
-                .build()?,
+            desired_set(record, health_check_id.map(str::to_string))?,
         ),
+        Write::Txt { name, values, ttl } => (ChangeAction::Upsert, txt_set(name, values, *ttl)?),
+        Write::CreateTxt { name, values, ttl } => {
+            (ChangeAction::Create, txt_set(name, values, *ttl)?)
+        }
         Write::Delete(live) => (ChangeAction::Delete, live_to_set(live)?),
     };
     Change::builder()
@@ -434,25 +445,42 @@ fn change(write: &Write<'_>) -> Result<Change, BuildError> {
         .build()
 }
 
-fn desired_set(record: &DesiredRecord) -> Result<ResourceRecordSet, BuildError> {
+fn txt_set(name: &DnsName, values: &[String], ttl: u32) -> Result<ResourceRecordSet, BuildError> {
+    ResourceRecordSet::builder()
+        .name(name.as_str())
+        .r#type(RrType::Txt)
+        .ttl(i64::from(ttl))
+        .set_resource_records(Some(resource_records(values)?))
+        .build()
+}
+
+fn desired_set(
+    record: &DesiredRecord,
+    health_check_id: Option<String>,
+) -> Result<ResourceRecordSet, BuildError> {
     let builder = ResourceRecordSet::builder()
         .name(record.name.as_str())
         .r#type(rr_type(record.record_type))
         .ttl(i64::from(record.ttl))
         .set_resource_records(Some(resource_records(&record.values)?))
-        .set_set_identifier(record.set_identifier.clone());
+        .set_set_identifier(record.set_identifier.clone())
+        .set_health_check_id(health_check_id);
     with_policy(builder, record.policy).build()
 }
 
 /// A DELETE must repeat the live set exactly: name, type, set identifier,
-/// policy, TTL and every value.
+/// routing policy (weight, multivalue), TTL, health check and every value.
+/// Sets with fields this does not carry (an alias target, failover,
+/// latency, geolocation or CIDR routing) are never the agent's to delete:
+/// see [`LiveSet::could_be_ours`].
 fn live_to_set(live: &LiveSet) -> Result<ResourceRecordSet, BuildError> {
     let builder = ResourceRecordSet::builder()
         .name(live.name.as_str())
         .r#type(RrType::from(live.record_type.as_str()))
         .set_ttl(live.ttl)
         .set_resource_records(Some(resource_records(&live.values)?))
-        .set_set_identifier(live.set_identifier.clone());
+        .set_set_identifier(live.set_identifier.clone())
+        .set_health_check_id(live.health_check_id.clone());
     with_policy(builder, live.policy).build()
 }
 
@@ -475,8 +503,15 @@ fn resource_records(values: &[String]) -> Result<Vec<ResourceRecord>, BuildError
 }
 
 fn live_set(set: &ResourceRecordSet) -> LiveSet {
+    let routed_otherwise = set.failover().is_some()
+        || set.region().is_some()
+        || set.geo_location().is_some()
+        || set.geo_proximity_location().is_some()
+        || set.cidr_routing_config().is_some()
+        || set.traffic_policy_instance_id().is_some();
     let policy = match (set.weight(), set.multi_value_answer(), set.set_identifier()) {
-        (Some(weight), _, _) => Policy::Weighted(u8::try_from(weight).unwrap_or(u8::MAX)),
+        _ if routed_otherwise => Policy::Other,
+        (Some(weight), _, _) => u8::try_from(weight).map_or(Policy::Other, Policy::Weighted),
         (None, Some(true), _) => Policy::MultiValue,
         (None, _, Some(_)) => Policy::Other,
         (None, _, None) => Policy::Simple,
@@ -493,6 +528,7 @@ fn live_set(set: &ResourceRecordSet) -> LiveSet {
             .map(|value| value.value().to_string())
             .collect(),
         is_alias: set.alias_target().is_some(),
+        health_check_id: set.health_check_id().map(str::to_string),
     }
 }
 
@@ -546,17 +582,17 @@ mod tests {
 
     #[test]
     fn record_sets_carry_name_type_ttl_values_and_policy() {
-        let set = desired_set(&desired(Policy::Simple, None)).unwrap();
+        let set = desired_set(&desired(Policy::Simple, None), None).unwrap();
         assert_eq!(set.name(), "a.example.com.");
         assert_eq!(set.r#type(), &RrType::Aaaa);
         assert_eq!(set.ttl(), Some(60));
         assert_eq!(set.resource_records()[0].value(), "2001:db8::1");
         assert_eq!(set.set_identifier(), None);
 
-        let set = desired_set(&desired(Policy::Weighted(7), Some("i-1"))).unwrap();
+        let set = desired_set(&desired(Policy::Weighted(7), Some("i-1")), None).unwrap();
         assert_eq!(set.weight(), Some(7));
         assert_eq!(set.set_identifier(), Some("i-1"));
-        let set = desired_set(&desired(Policy::MultiValue, Some("i-1"))).unwrap();
+        let set = desired_set(&desired(Policy::MultiValue, Some("i-1")), None).unwrap();
         assert_eq!(set.multi_value_answer(), Some(true));
     }
 
@@ -565,12 +601,89 @@ mod tests {
         for policy in [Policy::Simple, Policy::MultiValue, Policy::Weighted(3)] {
             let set_id = (policy != Policy::Simple).then_some("i-1");
             let record = desired(policy, set_id);
-            let live = live_set(&desired_set(&record).unwrap());
+            let live = live_set(&desired_set(&record, Some("hc-1".into())).unwrap());
             assert!(live.holds(&record), "{policy:?}: {live:?}");
             assert!(live.is_set_of(&record));
+            assert!(live.could_be_ours());
+            assert_eq!(live.health_check_id.as_deref(), Some("hc-1"));
             let again = live_to_set(&live).unwrap();
             assert_eq!(live_set(&again), live);
         }
+    }
+
+    #[test]
+    fn an_upsert_keeps_the_health_check_it_is_given() {
+        let record = desired(Policy::MultiValue, Some("i-1"));
+        let upsert = change(&Write::Upsert {
+            record: &record,
+            health_check_id: Some("hc-1"),
+        })
+        .unwrap();
+        assert_eq!(upsert.action(), &ChangeAction::Upsert);
+        let set = upsert.resource_record_set().unwrap();
+        assert_eq!(set.health_check_id(), Some("hc-1"));
+        let create = change(&Write::Create(&record)).unwrap();
+        assert_eq!(
+            create.resource_record_set().unwrap().health_check_id(),
+            None
+        );
+    }
+
+    #[test]
+    fn markers_are_upserted_or_created_as_asked() {
+        let name = DnsName::parse("_route53-agent.a.example.com").unwrap();
+        let values = vec!["\"heritage=route53-agent,instance=i-1,type=A\"".to_string()];
+        let upsert = change(&Write::Txt {
+            name: &name,
+            values: values.clone(),
+            ttl: 60,
+        })
+        .unwrap();
+        assert_eq!(upsert.action(), &ChangeAction::Upsert);
+        let create = change(&Write::CreateTxt {
+            name: &name,
+            values,
+            ttl: 60,
+        })
+        .unwrap();
+        assert_eq!(create.action(), &ChangeAction::Create);
+        let set = create.resource_record_set().unwrap();
+        assert_eq!(set.r#type(), &RrType::Txt);
+        assert_eq!(set.ttl(), Some(60));
+    }
+
+    #[test]
+    fn sets_routed_in_ways_the_agent_does_not_write_are_never_ours() {
+        use aws_sdk_route53::types::{AliasTarget, GeoLocation, ResourceRecordSetFailover};
+
+        let base = || {
+            ResourceRecordSet::builder()
+                .name("a.example.com.")
+                .r#type(RrType::A)
+                .set_identifier("i-1")
+                .ttl(60)
+                .resource_records(ResourceRecord::builder().value("10.0.0.1").build().unwrap())
+        };
+        let failover = base().failover(ResourceRecordSetFailover::Primary);
+        let geo = base().geo_location(GeoLocation::builder().country_code("DE").build());
+        let latency = base().region(aws_sdk_route53::types::ResourceRecordSetRegion::EuWest1);
+        let alias = ResourceRecordSet::builder()
+            .name("a.example.com.")
+            .r#type(RrType::A)
+            .alias_target(
+                AliasTarget::builder()
+                    .hosted_zone_id("ZA")
+                    .dns_name("b.example.com.")
+                    .evaluate_target_health(false)
+                    .build()
+                    .unwrap(),
+            );
+        for builder in [failover, geo, latency, alias] {
+            let live = live_set(&builder.build().unwrap());
+            assert!(!live.could_be_ours(), "{live:?}");
+        }
+        let weighted = live_set(&base().weight(3).build().unwrap());
+        assert!(weighted.could_be_ours());
     }
 
     #[test]

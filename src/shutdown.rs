@@ -6,11 +6,17 @@
 //!
 //! [`channel`] gives the same pair without signals, so tests and embedders
 //! can ask for shutdown themselves.
+//!
+//! The moment shutdown was asked for is kept with the reason: the shutdown
+//! deadline counts from the signal, not from when the agent got round to
+//! it (a signal during start-up, while the AWS settings load, say).
 
 use std::fmt;
+use std::time::Duration;
 
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// Exit code after a second signal: 128 + SIGINT, as shells report it.
 pub const SECOND_SIGNAL_EXIT: i32 = 130;
@@ -35,13 +41,20 @@ impl fmt::Display for Reason {
 /// The waiting side: cheap to clone, resolves once shutdown is asked for.
 #[derive(Clone, Debug)]
 pub struct Shutdown {
-    receiver: watch::Receiver<Option<Reason>>,
+    receiver: watch::Receiver<Option<Asked>>,
 }
 
 /// The asking side.
 #[derive(Debug)]
 pub struct Trigger {
-    sender: watch::Sender<Option<Reason>>,
+    sender: watch::Sender<Option<Asked>>,
+}
+
+/// Why and when shutdown was asked for.
+#[derive(Clone, Copy, Debug)]
+struct Asked {
+    reason: Reason,
+    at: Instant,
 }
 
 /// A shutdown pair with no signals attached.
@@ -57,7 +70,10 @@ impl Trigger {
             if current.is_some() {
                 return false;
             }
-            *current = Some(reason);
+            *current = Some(Asked {
+                reason,
+                at: Instant::now(),
+            });
             true
         });
     }
@@ -66,14 +82,21 @@ impl Trigger {
 impl Shutdown {
     /// The reason, if shutdown has been asked for already.
     pub fn reason(&self) -> Option<Reason> {
-        *self.receiver.borrow()
+        self.receiver.borrow().map(|asked| asked.reason)
+    }
+
+    /// `limit` after shutdown was asked for, or after now if it has not
+    /// been yet.
+    pub fn deadline(&self, limit: Duration) -> Instant {
+        let asked = self.receiver.borrow().map(|asked| asked.at);
+        asked.unwrap_or_else(Instant::now) + limit
     }
 
     /// Waits until shutdown is asked for. If every [`Trigger`] is gone without
     /// asking, this waits forever: nobody can ask any more.
     pub async fn requested(&mut self) -> Reason {
         match self.receiver.wait_for(Option::is_some).await {
-            Ok(reason) => reason.unwrap_or(Reason::Requested),
+            Ok(asked) => asked.map_or(Reason::Requested, |asked| asked.reason),
             Err(_) => std::future::pending().await,
         }
     }
@@ -122,6 +145,23 @@ mod tests {
         trigger.request(Reason::Requested);
         assert_eq!(shutdown.requested().await, Reason::Signal("SIGTERM"));
         assert_eq!(shutdown.clone().reason(), Some(Reason::Signal("SIGTERM")));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_counts_from_when_shutdown_was_asked_for() {
+        let limit = std::time::Duration::from_secs(20);
+        let (trigger, shutdown) = channel();
+        let began = Instant::now();
+        assert_eq!(shutdown.deadline(limit), began + limit);
+
+        tokio::time::advance(std::time::Duration::from_secs(5)).await;
+        trigger.request(Reason::Signal("SIGTERM"));
+        let asked = Instant::now();
+        // The agent gets round to it later, during a slow start-up, say.
+        tokio::time::advance(std::time::Duration::from_secs(8)).await;
+        assert_eq!(shutdown.deadline(limit), asked + limit);
+        trigger.request(Reason::Requested);
+        assert_eq!(shutdown.deadline(limit), asked + limit);
     }
 
     #[tokio::test(start_paused = true)]

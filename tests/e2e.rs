@@ -88,7 +88,7 @@ async fn an_address_change_is_followed_and_nothing_is_rewritten_meanwhile() {
 }
 
 #[tokio::test]
-async fn a_value_changed_by_someone_else_survives_shutdown() {
+async fn a_value_changed_by_someone_else_survives_shutdown_and_is_theirs_from_then_on() {
     let world = World::new().await;
     let name = world.name("web-1");
     let mut agent = world.spawn(&world.simple_config());
@@ -116,6 +116,30 @@ async fn a_value_changed_by_someone_else_survives_shutdown() {
         agent.log().contains("changed by someone else"),
         "{}",
         agent.log()
+    );
+
+    // The agent's marker went, so the record is no longer marked as this
+    // instance's: a later deregister, or a restart, leaves it alone too.
+    assert!(
+        world
+            .marker(&format!("_route53-agent.a.{name}"))
+            .await
+            .is_empty(),
+        "{}",
+        agent.log()
+    );
+    assert!(
+        agent.log().contains("counts as someone else's"),
+        "{}",
+        agent.log()
+    );
+    let deregistered = world.once("deregister", &world.simple_config()).await;
+    assert_eq!(deregistered.code, Some(0), "{deregistered:?}");
+    let registered = world.once("register", &world.simple_config()).await;
+    assert_eq!(registered.code, Some(1), "{registered:?}");
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((60, vec!["192.0.2.99".to_string()]))
     );
 }
 
@@ -207,6 +231,28 @@ async fn a_name_outside_its_zone_is_refused_before_any_write() {
 }
 
 #[tokio::test]
+async fn a_zone_that_does_not_exist_points_at_the_config_file() {
+    let world = World::new().await;
+    let config = world.config(
+        r#"
+        [[record]]
+        zone_id = "ZDOESNOTEXIST0"
+        name = "{tag:Name}.{ZONE}"
+        "#,
+    );
+    let advice = format!("check zone_id or zone in {}", config.display());
+    for command in ["plan", "register", "run"] {
+        let finished = world.once(command, &config).await;
+        assert_eq!(finished.code, Some(64), "{command}: {finished:?}");
+        assert!(
+            finished.stderr.contains("NoSuchHostedZone"),
+            "{command}: {finished:?}"
+        );
+        assert!(finished.stderr.contains(&advice), "{command}: {finished:?}");
+    }
+}
+
+#[tokio::test]
 async fn a_garbage_address_is_never_published() {
     let world = World::new().await;
     let name = world.name("web-1");
@@ -235,6 +281,44 @@ async fn a_garbage_address_is_never_published() {
         Some((60, vec!["10.0.0.10".to_string()]))
     );
     agent.stop().await;
+}
+
+#[tokio::test]
+async fn a_garbage_value_fails_only_the_records_that_use_it() {
+    let world = World::new().await;
+    let web = world.name("web-1");
+    let www = world.name("www");
+    world.imds.set("public-hostname", "Service Unavailable");
+    let config = world.config(
+        r#"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{tag:Name}.{ZONE}"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "www.{ZONE}"
+        type = "CNAME"
+        value = "public-hostname"
+        "#,
+    );
+
+    let plan = world.once("plan", &config).await;
+    assert_eq!(plan.code, Some(1), "{plan:?}");
+    assert!(!plan.stdout.contains("CNAME"), "no CNAME planned: {plan:?}");
+    assert!(plan.stdout.contains(" A 60 10.0.0.10"), "{plan:?}");
+
+    let finished = world.once("register", &config).await;
+    assert_eq!(finished.code, Some(1), "{finished:?}");
+    assert!(
+        finished.stderr.contains("public-hostname answered"),
+        "names the path: {finished:?}"
+    );
+    assert_eq!(
+        world.record(&web, RrType::A).await,
+        Some((60, vec!["10.0.0.10".to_string()])),
+        "{finished:?}"
+    );
+    assert_eq!(world.record(&www, RrType::Cname).await, None);
 }
 
 #[tokio::test]
@@ -352,6 +436,12 @@ async fn register_plan_and_deregister_as_one_shot_commands() {
         world.record(&name, RrType::A).await,
         Some((60, vec!["10.0.0.10".to_string()]))
     );
+    let again = world.once("plan", &config).await;
+    assert!(again.stdout.contains("(unchanged)"), "{again:?}");
+    world.imds.set("local-ipv4", "10.0.0.11");
+    let moved = world.once("plan", &config).await;
+    assert!(moved.stdout.contains("(update"), "{moved:?}");
+    world.imds.set("local-ipv4", "10.0.0.10");
 
     let deregister = world.once("deregister", &config).await;
     assert_eq!(deregister.code, Some(0), "{deregister:?}");
@@ -360,6 +450,57 @@ async fn register_plan_and_deregister_as_one_shot_commands() {
     // Deregistering again: nothing there is fine.
     let again = world.once("deregister", &config).await;
     assert_eq!(again.code, Some(0), "{again:?}");
+}
+
+#[tokio::test]
+async fn report_commands_end_quietly_when_nobody_reads_their_output() {
+    let world = World::new().await;
+    let config = world.simple_config();
+    for command in ["check", "iam-policy", "plan", "gc"] {
+        let finished = world.once_unread(command, &config).await;
+        assert_eq!(finished.code, Some(0), "{command}: {finished:?}");
+        assert!(
+            !finished.stderr.contains("panicked") && !finished.stderr.contains("Broken pipe"),
+            "{command}: {finished:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn logs_hold_no_token_and_no_credentials_even_at_trace() {
+    let world = World::new().await;
+    let access_key_id = "AKIAROUTE53AGENTTEST";
+    let secret = "route53-agent-test-secret-access-key";
+    let env = [
+        // Asking for the noisiest targets by name must not bring them back.
+        (
+            "RUST_LOG",
+            "trace,aws_smithy_runtime::client::orchestrator=trace,aws_sigv4=trace",
+        ),
+        ("AWS_ACCESS_KEY_ID", access_key_id),
+        ("AWS_SECRET_ACCESS_KEY", secret),
+    ];
+    let finished = world
+        .once_env(&["register", "--no-jitter"], &world.simple_config(), &env)
+        .await;
+    assert_eq!(finished.code, Some(0), "{finished:?}");
+    assert!(finished.stderr.contains("DEBUG"), "{finished:?}");
+    let tokens = world.imds.issued_tokens();
+    assert!(!tokens.is_empty());
+    for token in &tokens {
+        assert!(
+            !finished.stderr.contains(token.as_str()),
+            "the IMDS token {token} is in the log: {}",
+            finished.stderr
+        );
+    }
+    for credential in [access_key_id, secret] {
+        assert!(
+            !finished.stderr.contains(credential),
+            "{credential} is in the log: {}",
+            finished.stderr
+        );
+    }
 }
 
 #[tokio::test]
@@ -447,6 +588,32 @@ async fn route53_hanging_at_shutdown_gives_up_at_the_deadline() {
     assert!(took < Duration::from_secs(5), "took {took:?}: {log}");
     assert!(log.contains("left behind"), "{log}");
     assert!(log.contains(&name), "names the record left behind: {log}");
+}
+
+#[tokio::test]
+async fn deregister_names_the_records_it_leaves_behind_at_the_deadline() {
+    let (world, relay) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    let config = world.config(
+        r#"
+        shutdown_timeout = "2s"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{tag:Name}.{ZONE}"
+        "#,
+    );
+    let register = world.once("register", &config).await;
+    assert_eq!(register.code, Some(0), "{register:?}");
+
+    relay.hang();
+    let began = std::time::Instant::now();
+    let finished = world.once("deregister", &config).await;
+    assert_eq!(finished.code, Some(75), "{finished:?}");
+    assert!(began.elapsed() < Duration::from_secs(5), "{finished:?}");
+    assert!(
+        finished.stderr.contains(&format!("left behind: {name}. A")),
+        "names the record left behind: {finished:?}"
+    );
 }
 
 #[tokio::test]

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use aws_sdk_route53::types::RrType;
-use common::{World, absent, holds};
-use route53_agent_testkit::{Action, Fault, create_zone};
+use common::{Agent, World, absent, holds};
+use route53_agent_testkit::{Action, Fault, FaultProxy, create_zone};
 
 const SOON: Duration = Duration::from_secs(15);
 const EXIT: Duration = Duration::from_secs(15);
@@ -397,6 +397,30 @@ async fn a_token_put_that_never_answers_is_explained_as_the_hop_limit() {
 }
 
 #[tokio::test]
+async fn a_refused_imds_connection_points_at_the_endpoint_not_the_hop_limit() {
+    let world = World::new().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let refusing = format!("http://{}", closed.local_addr().expect("address"));
+    drop(closed);
+    let env = [("AWS_EC2_METADATA_SERVICE_ENDPOINT", refusing.as_str())];
+    let finished = world
+        .once_env(&["plan"], &world.simple_config(), &env)
+        .await;
+    assert_eq!(finished.code, Some(1), "{finished:?}");
+    assert!(
+        finished.stderr.contains("--http-endpoint enabled"),
+        "{finished:?}"
+    );
+    assert!(
+        finished
+            .stderr
+            .contains("AWS_EC2_METADATA_SERVICE_ENDPOINT is right"),
+        "{finished:?}"
+    );
+    assert!(!finished.stderr.contains("hop limit"), "{finished:?}");
+}
+
+#[tokio::test]
 async fn imds_5xx_answers_are_retried() {
     let world = World::new().await;
     world.imds.fail_next(3, 503);
@@ -408,6 +432,37 @@ async fn imds_5xx_answers_are_retried() {
         world.record(&world.name("web-1"), RrType::A).await,
         Some((60, vec!["10.0.0.10".to_string()]))
     );
+}
+
+#[tokio::test]
+async fn register_waits_for_instance_metadata_that_is_not_up_yet() {
+    let world = World::new().await;
+    let name = world.name("web-1");
+    world.imds.fail_next(u32::MAX, 503);
+    let began = Instant::now();
+    let mut register = world.spawn_with(
+        &["register", "--no-jitter"],
+        &fast_config(&world, "", ""),
+        &[],
+    );
+    // Longer than the SDK client's own attempts take to give up.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    world.imds.fail_next(0, 503);
+    assert_eq!(
+        register.exit_code(SOON).await,
+        Some(0),
+        "{}",
+        register.log()
+    );
+    let log = register.log();
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((60, vec!["10.0.0.10".to_string()])),
+        "{log}"
+    );
+    let retries = log.matches("will retry").count();
+    assert!((1..=20).contains(&retries), "{retries}: {log}");
+    assert_within(began, Duration::from_secs(25), &log);
 }
 
 #[tokio::test]
@@ -485,6 +540,45 @@ async fn route53_refusing_connections_at_shutdown_gives_up_at_the_deadline() {
 }
 
 #[tokio::test]
+async fn the_shutdown_deadline_counts_from_a_signal_during_start_up() {
+    let (world, relay) = World::new().await.with_relay().await;
+    // Without AWS_REGION, loading the AWS settings asks IMDS for the region,
+    // which takes the SDK client seconds of retries while IMDS answers 503.
+    // Route 53 hangs, so a pass can only end at the deadline.
+    world.imds.fail_next(3, 503);
+    relay.hang();
+    let config = world.config(
+        r#"
+        shutdown_timeout = "2s"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{tag:Name}.{ZONE}"
+        "#,
+    );
+    let mut agent = world.spawn_without(&["run", "--no-jitter"], &config, &["AWS_REGION"]);
+    agent.wait_log("route53-agent starting", SOON).await;
+    // The signal handlers are installed just after that line.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    agent.signal("TERM");
+    let signalled = Instant::now();
+
+    // The agent runs once the settings are loaded, usually more than
+    // shutdown_timeout after the signal; the deadline has then passed. (Had
+    // it counted from there, the pass would hang a whole shutdown_timeout.)
+    agent
+        .wait_log("stopping once the pass under way ends", SOON)
+        .await;
+    let loaded = signalled.elapsed();
+    assert_eq!(agent.exit_code(EXIT).await, Some(0), "{}", agent.log());
+    let deadline = loaded.max(Duration::from_secs(2));
+    assert_within(
+        signalled,
+        deadline + Duration::from_millis(500),
+        &agent.log(),
+    );
+}
+
+#[tokio::test]
 async fn throttling_at_shutdown_is_retried_within_the_deadline() {
     let (world, proxy) = World::new().await.with_relay().await;
     let name = world.name("web-1");
@@ -533,15 +627,53 @@ async fn a_signal_during_an_inflight_change_lets_it_finish_then_deletes() {
     assert_within(began, Duration::from_secs(15), &log);
 }
 
+/// Spawns the agent with [`fast_config`] and waits for its record at
+/// `name` to hold 10.0.0.10.
+async fn spawn_registered(world: &World, name: &str) -> Agent {
+    let agent = world.spawn(&fast_config(world, "", ""));
+    world
+        .wait_for(&agent, name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+    agent
+}
+
+/// Asserts that neither the A record at `name` nor its marker is left.
+async fn assert_gone_with_its_marker(world: &World, name: &str, log: &str) {
+    assert_eq!(world.record(name, RrType::A).await, None, "{name}: {log}");
+    let marker = world.marker(&format!("_route53-agent.a.{name}")).await;
+    assert!(marker.is_empty(), "{name}: {marker:?}: {log}");
+}
+
+/// Stops `agent` while it retries a write that landed without its hearing
+/// of it: the answer to the next change is lost, and every update after
+/// that is throttled (the deletes at shutdown hold no UPSERT and go
+/// through). Sets `path` in the instance metadata to `value`, waits for
+/// the record at `name` to hold `landed` and for one throttled retry, then
+/// stops the agent. Returns its log.
+async fn stop_while_retrying_a_lost_write(
+    world: &World,
+    proxy: &FaultProxy,
+    mut agent: Agent,
+    (path, value): (&str, &str),
+    (name, landed): (&str, &str),
+) -> String {
+    proxy.inject(Action::ChangeRecords, &[Fault::Lost]);
+    proxy.always(Action::ChangeRecords, "UPSERT", Fault::Throttling);
+    world.imds.set(path, value);
+    world
+        .wait_for(&agent, name, RrType::A, SOON, holds(60, &[landed]))
+        .await;
+    agent.wait_log("Throttling", SOON).await;
+    agent.stop().await;
+    agent.log()
+}
+
 #[tokio::test]
 async fn an_address_change_throttled_when_the_signal_comes_leaves_nothing_behind() {
     let (world, proxy) = World::new().await.with_relay().await;
     let name = world.name("web-1");
     let began = Instant::now();
-    let mut agent = world.spawn(&fast_config(&world, "", ""));
-    world
-        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
-        .await;
+    let mut agent = spawn_registered(&world, &name).await;
 
     // Every write of the new address is throttled, so it never happens;
     // the delete of the old one goes through.
@@ -551,14 +683,7 @@ async fn an_address_change_throttled_when_the_signal_comes_leaves_nothing_behind
 
     agent.stop().await;
     let log = agent.log();
-    assert_eq!(world.record(&name, RrType::A).await, None, "{log}");
-    assert!(
-        world
-            .marker(&format!("_route53-agent.a.{name}"))
-            .await
-            .is_empty(),
-        "{log}"
-    );
+    assert_gone_with_its_marker(&world, &name, &log).await;
     assert_within(began, Duration::from_secs(30), &log);
 }
 
@@ -567,14 +692,11 @@ async fn an_address_change_applied_but_unanswered_is_still_the_agents_own() {
     let (world, proxy) = World::new().await.with_relay().await;
     let name = world.name("web-1");
     let began = Instant::now();
-    let mut agent = world.spawn(&fast_config(&world, "", ""));
-    world
-        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
-        .await;
+    let mut agent = spawn_registered(&world, &name).await;
 
-    // The change is made, but its answer never comes: after request_timeout
-    // (2 s) the agent tries again and finds its own change live.
-    proxy.inject(Action::ChangeRecords, &[Fault::AnswerLost]);
+    // The change is made, but its answer is lost: the agent tries again,
+    // once, and finds its own change live.
+    proxy.inject(Action::ChangeRecords, &[Fault::Lost]);
     world.imds.set("local-ipv4", "10.0.0.11");
     world
         .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.11"]))
@@ -584,11 +706,47 @@ async fn an_address_change_applied_but_unanswered_is_still_the_agents_own() {
         assert!(Instant::now() < deadline, "{}", agent.log());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert_eq!(proxy.count(Action::ChangeRecords), 3, "{}", agent.log());
 
     agent.stop().await;
     let log = agent.log();
     assert!(!log.contains("changed by someone else"), "{log}");
     assert_eq!(world.record(&name, RrType::A).await, None, "{log}");
+    assert_within(began, Duration::from_secs(30), &log);
+}
+
+#[tokio::test]
+async fn an_address_change_applied_unanswered_and_cut_short_by_the_signal_leaves_nothing() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    let began = Instant::now();
+    let agent = spawn_registered(&world, &name).await;
+
+    // The new address is live where the agent last heard of the old one.
+    let change = ("local-ipv4", "10.0.0.11");
+    let log =
+        stop_while_retrying_a_lost_write(&world, &proxy, agent, change, (&name, "10.0.0.11")).await;
+    assert!(!log.contains("changed by someone else"), "{log}");
+    assert_gone_with_its_marker(&world, &name, &log).await;
+    assert_within(began, Duration::from_secs(30), &log);
+}
+
+#[tokio::test]
+async fn a_rename_cut_short_by_the_signal_leaves_neither_name_behind() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let old = world.name("web-1");
+    let new = world.name("web-2");
+    let began = Instant::now();
+    let agent = spawn_registered(&world, &old).await;
+
+    // The record is live under the new name, and the old name, the one
+    // the agent last heard of, is not deleted yet.
+    let change = ("tags/instance/Name", "web-2");
+    let log =
+        stop_while_retrying_a_lost_write(&world, &proxy, agent, change, (&new, "10.0.0.10")).await;
+    for name in [&old, &new] {
+        assert_gone_with_its_marker(&world, name, &log).await;
+    }
     assert_within(began, Duration::from_secs(30), &log);
 }
 

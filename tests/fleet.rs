@@ -6,8 +6,12 @@ mod common;
 
 use std::time::Duration;
 
-use aws_sdk_route53::types::RrType;
+use aws_sdk_route53::types::{
+    AliasTarget, ChangeAction, HealthCheckConfig, HealthCheckType, ResourceRecord,
+    ResourceRecordSet, RrType,
+};
 use common::{World, absent, holds};
+use route53_agent_testkit::route53::change_record;
 use route53_agent_testkit::{create_zone, records, upsert, values_of};
 
 const SOON: Duration = Duration::from_secs(15);
@@ -495,4 +499,371 @@ async fn plan_shows_what_register_would_refuse() {
         Some((300, vec!["192.0.2.1".to_string()])),
         "plan wrote nothing"
     );
+}
+
+/// The set of `instance` under `name` in a multivalue fleet, with a health
+/// check attached, as an operator would UPSERT it.
+fn checked_set(name: &str, instance: &str, ip: &str, health_check_id: &str) -> ResourceRecordSet {
+    ResourceRecordSet::builder()
+        .name(name)
+        .r#type(RrType::A)
+        .set_identifier(instance)
+        .multi_value_answer(true)
+        .ttl(60)
+        .resource_records(ResourceRecord::builder().value(ip).build().unwrap())
+        .health_check_id(health_check_id)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_health_check_on_an_instances_set_is_kept_on_update_and_the_set_still_deleted() {
+    let world = World::new().await;
+    let name = world.name("fleet");
+    let config = world.config(
+        r#"
+        poll_interval = "1s"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "fleet.{ZONE}"
+        set_identifier = "{instance_id}"
+        multivalue = true
+        "#,
+    );
+    let mut agent = world.spawn(&config);
+    world
+        .wait_sets(&[&agent], &name, RrType::A, SOON, |sets| sets.len() == 1)
+        .await;
+
+    // An operator attaches a health check to this instance's set.
+    let health_check = world
+        .r53
+        .create_health_check()
+        .caller_reference(format!("{}-{name}", std::process::id()))
+        .health_check_config(
+            HealthCheckConfig::builder()
+                .r#type(HealthCheckType::Http)
+                .ip_address("10.0.0.10")
+                .port(80)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .expect("creating a health check");
+    let check_id = health_check.health_check().unwrap().id().to_string();
+    change_record(
+        &world.r53,
+        &world.zone_id,
+        ChangeAction::Upsert,
+        checked_set(&name, FIRST, "10.0.0.10", &check_id),
+    )
+    .await
+    .expect("attaching the health check");
+
+    // The address changes: the agent's UPSERT keeps the health check.
+    world.imds.set("local-ipv4", "10.0.0.77");
+    world
+        .wait_sets(&[&agent], &name, RrType::A, SOON, |sets| {
+            sets == [(Some(FIRST.into()), vec!["10.0.0.77".to_string()])]
+        })
+        .await;
+    let live = records(&world.r53, &world.zone_id).await;
+    let set = live
+        .iter()
+        .find(|set| set.set_identifier() == Some(FIRST))
+        .expect("the instance's set");
+    assert_eq!(
+        set.health_check_id(),
+        Some(check_id.as_str()),
+        "{}",
+        agent.log()
+    );
+
+    // A DELETE must repeat the health check, or Route 53 refuses it.
+    agent.stop().await;
+    assert!(
+        world.sets(&name, RrType::A).await.is_empty(),
+        "{}",
+        agent.log()
+    );
+    let marker = format!("_route53-agent.a-{}.{name}", FIRST);
+    assert!(world.marker(&marker).await.is_empty());
+}
+
+#[tokio::test]
+async fn an_alias_put_at_the_instances_name_is_never_taken_for_its_own() {
+    let world = World::new().await;
+    let name = world.name("web-1");
+    let registered = world.once("register", &world.simple_config()).await;
+    assert_eq!(registered.code, Some(0), "{registered:?}");
+
+    // Someone points the name elsewhere with an alias; the agent's marker
+    // is still beside it.
+    let alias = ResourceRecordSet::builder()
+        .name(&name)
+        .r#type(RrType::A)
+        .alias_target(
+            AliasTarget::builder()
+                .hosted_zone_id(&world.zone_id)
+                .dns_name(world.name("elsewhere"))
+                .evaluate_target_health(false)
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    change_record(&world.r53, &world.zone_id, ChangeAction::Upsert, alias)
+        .await
+        .expect("putting an alias at the name");
+    let is_alias = || async {
+        records(&world.r53, &world.zone_id)
+            .await
+            .iter()
+            .any(|set| set.name().starts_with("web-1.") && set.alias_target().is_some())
+    };
+
+    let again = world.once("register", &world.simple_config()).await;
+    assert_eq!(again.code, Some(1), "{again:?}");
+    assert!(is_alias().await, "register overwrote the alias: {again:?}");
+
+    let deregistered = world.once("deregister", &world.simple_config()).await;
+    assert_eq!(deregistered.code, Some(0), "{deregistered:?}");
+    assert!(
+        is_alias().await,
+        "deregister deleted the alias: {deregistered:?}"
+    );
+    assert!(
+        world
+            .marker(&format!("_route53-agent.a.{name}"))
+            .await
+            .is_empty(),
+        "{deregistered:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_update_racing_another_instance_that_takes_the_name_fails_instead_of_overwriting() {
+    use route53_agent_testkit::{Action, Fault};
+
+    let (world, proxy) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    let marker = format!("_route53-agent.a.{name}");
+    let second = "i-0bbbbbbbbbbbbbbbb";
+    let mut agent = world.spawn(&world.simple_config());
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+
+    // The agent reads the zone for an update, and its change batch is held
+    // on the way while another instance takes the name.
+    proxy.always(
+        Action::ChangeRecords,
+        "10.0.0.77",
+        Fault::Delay(Duration::from_secs(2)),
+    );
+    world.imds.set("local-ipv4", "10.0.0.77");
+    let deadline = std::time::Instant::now() + SOON;
+    while proxy.count(Action::ChangeRecords) < 2 {
+        assert!(std::time::Instant::now() < deadline, "{}", agent.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let theirs = marker_of(second, "A");
+    upsert(
+        &world.r53,
+        &world.zone_id,
+        &marker,
+        RrType::Txt,
+        60,
+        &[&theirs],
+    )
+    .await;
+    upsert(
+        &world.r53,
+        &world.zone_id,
+        &name,
+        RrType::A,
+        60,
+        &["10.0.0.20"],
+    )
+    .await;
+
+    // The held batch arrives after the takeover: it was conditional on the
+    // marker the agent read, so Route 53 rejects it, and the next pass sees
+    // the name is no longer the agent's.
+    agent.wait_log("the zone changed while writing", SOON).await;
+    agent.wait_log("changed by someone else", SOON).await;
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((60, vec!["10.0.0.20".to_string()])),
+        "{}",
+        agent.log()
+    );
+    assert_eq!(world.marker(&marker).await, std::slice::from_ref(&theirs));
+
+    agent.stop().await;
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((60, vec!["10.0.0.20".to_string()]))
+    );
+    assert_eq!(world.marker(&marker).await, [theirs]);
+}
+
+#[tokio::test]
+async fn a_weighted_name_is_shared_one_set_each_and_one_leaving_keeps_the_other() {
+    let world = World::new().await;
+    let name = world.name("weighted");
+    let weighted = |ttl: u32| {
+        world.config(&format!(
+            r#"
+            poll_interval = "1s"
+            [[record]]
+            zone_id = "{{ZONE_ID}}"
+            name = "weighted.{{ZONE}}"
+            set_identifier = "{{instance_id}}"
+            weight = 10
+            ttl = {ttl}
+            "#
+        ))
+    };
+    let config = weighted(60);
+    let first = world.instance("i-0aaaaaaaaaaaaaaa1", "10.0.1.1").await;
+    let second = world.instance("i-0aaaaaaaaaaaaaaa2", "10.0.1.2").await;
+    let mut leaving = world.spawn_as(&config, &first);
+    let mut staying = world.spawn_as(&config, &second);
+    let both = [
+        (
+            Some("i-0aaaaaaaaaaaaaaa1".to_string()),
+            vec!["10.0.1.1".to_string()],
+        ),
+        (
+            Some("i-0aaaaaaaaaaaaaaa2".to_string()),
+            vec!["10.0.1.2".to_string()],
+        ),
+    ];
+    world
+        .wait_sets(&[&leaving, &staying], &name, RrType::A, SOON, |sets| {
+            sets == both
+        })
+        .await;
+    let live = records(&world.r53, &world.zone_id).await;
+    assert!(
+        live.iter()
+            .filter(|set| set.set_identifier().is_some())
+            .all(|set| set.weight() == Some(10) && set.ttl() == Some(60)),
+        "{live:?}"
+    );
+
+    // A third instance configured with another TTL is refused before
+    // anything is sent: weighted records of one name share a TTL.
+    let third = world.instance("i-0aaaaaaaaaaaaaaa3", "10.0.1.3").await;
+    let refused = world.once_as("register", &weighted(300), &third).await;
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+    assert!(refused.stderr.contains("share a TTL"), "{refused:?}");
+    assert_eq!(world.sets(&name, RrType::A).await, both);
+
+    leaving.stop().await;
+    assert_eq!(world.sets(&name, RrType::A).await, both[1..]);
+    let marker = |instance: &str| format!("_route53-agent.a-{instance}.{name}");
+    assert!(
+        world
+            .marker(&marker("i-0aaaaaaaaaaaaaaa1"))
+            .await
+            .is_empty()
+    );
+    assert_eq!(world.marker(&marker("i-0aaaaaaaaaaaaaaa2")).await.len(), 1);
+    staying.stop().await;
+    assert!(world.sets(&name, RrType::A).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_tag_rename_leaves_the_old_name_when_someone_else_took_or_changed_it() {
+    let world = World::new().await;
+    let config = world.config(
+        r#"
+        poll_interval = "1s"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{tag:Name}.{ZONE}"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{tag:Name}-b.{ZONE}"
+        "#,
+    );
+    let taken = world.name("web-1");
+    let changed = world.name("web-1-b");
+    let mut agent = world.spawn(&config);
+    for name in [&taken, &changed] {
+        world
+            .wait_for(&agent, name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+            .await;
+    }
+
+    // Before the rename, another instance takes one old name and a person
+    // points the other elsewhere.
+    let theirs = marker_of("i-0bbbbbbbbbbbbbbbb", "A");
+    let taken_marker = format!("_route53-agent.a.{taken}");
+    upsert(
+        &world.r53,
+        &world.zone_id,
+        &taken_marker,
+        RrType::Txt,
+        60,
+        &[&theirs],
+    )
+    .await;
+    upsert(
+        &world.r53,
+        &world.zone_id,
+        &taken,
+        RrType::A,
+        60,
+        &["10.0.0.20"],
+    )
+    .await;
+    upsert(
+        &world.r53,
+        &world.zone_id,
+        &changed,
+        RrType::A,
+        60,
+        &["192.0.2.5"],
+    )
+    .await;
+
+    world.imds.set("tags/instance/Name", "web-2");
+    for name in [world.name("web-2"), world.name("web-2-b")] {
+        world
+            .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+            .await;
+    }
+    agent.wait_log("not marked as this instance's", SOON).await;
+    agent.wait_log("counts as someone else's", SOON).await;
+    assert_eq!(
+        world.record(&taken, RrType::A).await,
+        Some((60, vec!["10.0.0.20".to_string()]))
+    );
+    assert_eq!(
+        world.marker(&taken_marker).await,
+        std::slice::from_ref(&theirs)
+    );
+    assert_eq!(
+        world.record(&changed, RrType::A).await,
+        Some((60, vec!["192.0.2.5".to_string()]))
+    );
+    assert!(
+        world
+            .marker(&format!("_route53-agent.a.{changed}"))
+            .await
+            .is_empty(),
+        "{}",
+        agent.log()
+    );
+
+    agent.stop().await;
+    assert_eq!(world.record(&world.name("web-2"), RrType::A).await, None);
+    assert_eq!(world.record(&world.name("web-2-b"), RrType::A).await, None);
+    assert!(world.record(&taken, RrType::A).await.is_some());
+    assert!(world.record(&changed, RrType::A).await.is_some());
+    assert_eq!(world.marker(&taken_marker).await, [theirs]);
 }

@@ -128,8 +128,9 @@ impl Agent {
     /// their plan changes. A batch abandoned at shutdown may still have
     /// reached Route 53 (a request that timed out can have been applied), or
     /// not (a throttled one): its records are kept as unconfirmed beside
-    /// what was written before, and deregistration deletes the live record
-    /// if it holds either, with this instance's marker.
+    /// what was written before, and deregistration deletes each while its
+    /// marker is this instance's, whichever values are live (see
+    /// [`Agent::left_behind`]).
     pub(super) fn not_written(
         &mut self,
         group: &[(Slot, &DesiredRecord)],

@@ -1,8 +1,8 @@
 //! An HTTP proxy in front of the Route 53 emulator that injects the faults
 //! the real service and network produce: Route 53's own XML errors
 //! (`Throttling`, `PriorRequestNotComplete`, `AccessDenied`), bare 500s,
-//! requests that hang or are held for a while, changes made whose answer is
-//! lost, changes still PENDING, and refused connections.
+//! requests that hang or are held for a while, answers lost after the
+//! change was made, changes still PENDING, and refused connections.
 //! It counts the requests it sees by Route 53 action, and keeps when each
 //! one arrived and was answered; it can also throttle each action with a
 //! token bucket of its own, as Route 53 does.
@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
@@ -84,9 +84,10 @@ pub enum Fault {
     Hang,
     /// Hold the request this long, then pass it on.
     Delay(Duration),
-    /// Pass the request on, then never answer: the change is made, but the
-    /// client does not hear it (an answer lost on the way back).
-    AnswerLost,
+    /// Pass the request on, wait for the emulator's answer, then close the
+    /// connection without giving it to the client: the change is made, and
+    /// the client sees the connection drop.
+    Lost,
     /// For GetChange: answer that the change is still PENDING, as Route 53
     /// does for up to a minute or so after a change.
     Pending,
@@ -379,13 +380,11 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>) {
                 }
                 return;
             }
-            Some(Fault::Hang) => return std::future::pending().await,
-            Some(Fault::AnswerLost) => {
-                if let Some(mut server) = send_upstream(&request, &shared.upstream).await {
-                    let _ = tokio::io::copy(&mut server, &mut tokio::io::sink()).await;
-                }
-                return std::future::pending().await;
+            Some(Fault::Lost) => {
+                forward(&mut tokio::io::sink(), &request, &shared.upstream).await;
+                return;
             }
+            Some(Fault::Hang) => return std::future::pending().await,
             Some(Fault::Throttling) => error_answer(400, "Throttling", "Rate exceeded"),
             Some(Fault::PriorRequestNotComplete) => error_answer(
                 400,
@@ -519,28 +518,27 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         .position(|window| window == needle)
 }
 
-/// Sends the request to the emulator on a connection of its own, marked
-/// `Connection: close`; the emulator's answer is then read from it.
-async fn send_upstream(request: &Request, upstream: &str) -> Option<TcpStream> {
-    let mut server = TcpStream::connect(upstream).await.ok()?;
+/// Passes the request to the emulator and its answer back, then closes the
+/// client's connection (the answer says so). True when the whole answer was
+/// passed back.
+async fn forward<C>(client: &mut C, request: &Request, upstream: &str) -> bool
+where
+    C: AsyncWrite + Unpin,
+{
+    let Ok(mut server) = TcpStream::connect(upstream).await else {
+        return false;
+    };
     let mut head = format!("{} {} HTTP/1.1\r\n", request.method, request.path);
     for header in &request.headers {
         head.push_str(header);
         head.push_str("\r\n");
     }
     head.push_str("Connection: close\r\n\r\n");
-    server.write_all(head.as_bytes()).await.ok()?;
-    server.write_all(&request.body).await.ok()?;
-    Some(server)
-}
-
-/// Passes the request to the emulator and its answer back, then closes the
-/// client's connection (the answer says so). True when the whole answer was
-/// passed back.
-async fn forward(client: &mut TcpStream, request: &Request, upstream: &str) -> bool {
-    let Some(mut server) = send_upstream(request, upstream).await else {
+    if server.write_all(head.as_bytes()).await.is_err()
+        || server.write_all(&request.body).await.is_err()
+    {
         return false;
-    };
+    }
 
     // Rewrite the answer's head so it says `Connection: close` whatever the
     // emulator chose, then pass the rest through untouched.

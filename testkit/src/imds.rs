@@ -241,6 +241,11 @@ impl ImdsServer {
         self.shared.lock().tokens.clear();
     }
 
+    /// Every session token issued so far, in order, expired ones too.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared.lock().issued.clone()
+    }
+
     /// Token PUTs received, answered or not.
     pub fn token_requests(&self) -> u64 {
         self.shared.token_requests.load(Ordering::Relaxed)
@@ -286,6 +291,7 @@ impl Shared {
                 hang_token_put: false,
                 token_hasher: RandomState::new(),
                 tokens_issued: 0,
+                issued: Vec::new(),
             }),
             token_requests: AtomicU64::new(0),
             get_requests: AtomicU64::new(0),
@@ -310,6 +316,9 @@ struct MetadataState {
     hang_token_put: bool,
     token_hasher: RandomState,
     tokens_issued: u64,
+    /// Every token issued, expired or not, for tests that check where
+    /// tokens end up.
+    issued: Vec<String>,
 }
 
 impl MetadataState {
@@ -327,6 +336,7 @@ impl MetadataState {
             token.push_str(&format!("{:016x}", hasher.finish()));
         }
         self.tokens.insert(token.clone(), now + ttl);
+        self.issued.push(token.clone());
         token
     }
 
@@ -621,6 +631,9 @@ mod tests {
         assert_eq!(raw(&server, "GET", path, &[&auth]).await.0, 200);
         server.expire_tokens();
         assert_eq!(raw(&server, "GET", path, &[&auth]).await.0, 401);
+        let issued = server.issued_tokens();
+        assert_eq!(issued.len(), 1);
+        assert!(auth.ends_with(&issued[0]), "{auth} {issued:?}");
     }
 
     #[tokio::test]

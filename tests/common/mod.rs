@@ -163,6 +163,26 @@ impl World {
         self.finish(command).await
     }
 
+    /// Runs a one-shot command whose standard output nobody reads: the
+    /// pipe's reading end is closed before the agent starts, as after
+    /// `| head -1`. The `Finished` has no stdout.
+    pub async fn once_unread(&self, command: &str, config: &Path) -> Finished {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let mut command = self.command(&[command], config, &self.imds);
+        command.stdout(writer).stderr(Stdio::piped());
+        let child = command.spawn().expect("the agent binary starts");
+        let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+            .await
+            .expect("a one-shot command finishes within a minute")
+            .expect("waiting for the agent");
+        Finished {
+            code: output.status.code(),
+            stdout: String::new(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
     async fn finish(&self, mut command: Command) -> Finished {
         let output = tokio::time::timeout(Duration::from_secs(60), command.output())
             .await
@@ -189,6 +209,16 @@ impl World {
     pub fn spawn_with(&self, args: &[&str], config: &Path, env: &[(&str, &str)]) -> Agent {
         let mut command = self.exact_command(args, config, &self.imds);
         command.envs(env.iter().copied());
+        self.start(command)
+    }
+
+    /// Starts the agent with exactly these arguments, without the
+    /// variables named in `remove`.
+    pub fn spawn_without(&self, args: &[&str], config: &Path, remove: &[&str]) -> Agent {
+        let mut command = self.exact_command(args, config, &self.imds);
+        for key in remove {
+            command.env_remove(key);
+        }
         self.start(command)
     }
 

@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::time::{Instant, sleep, timeout_at};
 use tracing::{debug, error, info, warn};
 
-use crate::config::{Config, ZoneId};
+use crate::config::{Config, ZoneId, ZoneRef};
 use crate::metadata::{InstanceFacts, Metadata, MetadataError, Needs};
 use crate::notify;
 use crate::plan::{self, DesiredRecord, PlanError, Planned, Slot, Zones};
@@ -83,8 +83,17 @@ pub struct Agent {
     metadata: Metadata,
     route53: Route53,
     zones: Zones,
+    /// Zones whose lookup Route 53 refused for good, with the error: their
+    /// records are set aside.
+    unavailable: BTreeMap<ZoneRef, String>,
     /// What Route 53 accepted from this process.
     written: BTreeMap<Slot, DesiredRecord>,
+    /// Records sent whose outcome is not known: a write still being retried
+    /// when shutdown came may or may not have reached Route 53. Until one is
+    /// accepted, its record set may hold this or what `written` says, so
+    /// deregistration deletes it while its marker is this instance's
+    /// ([`Expect::Marked`]).
+    unconfirmed: BTreeMap<Slot, DesiredRecord>,
     /// Records refused, because the name belongs to someone else or clashes
     /// with what is live, or because Route 53 refused them for good: tried
     /// again only when the record itself changes (new values, a new name),
@@ -93,10 +102,6 @@ pub struct Agent {
     /// Records whose last batch Route 53 rejected as invalid for the zone
     /// (`InvalidChangeBatch`), with what was sent.
     rejected: BTreeMap<Slot, DesiredRecord>,
-    /// Records whose update was abandoned at shutdown: Route 53 may hold
-    /// the values written before or the ones sent, so deregistration goes
-    /// by the marker alone ([`Expect::Marked`]).
-    unsure: BTreeSet<Slot>,
     /// The last problem logged per record, so each is logged once, not on
     /// every poll.
     reported: BTreeMap<Slot, String>,
@@ -118,10 +123,11 @@ impl Agent {
             metadata,
             route53,
             zones: Zones::new(),
+            unavailable: BTreeMap::new(),
             written: BTreeMap::new(),
+            unconfirmed: BTreeMap::new(),
             refused: BTreeMap::new(),
             rejected: BTreeMap::new(),
-            unsure: BTreeSet::new(),
             reported: BTreeMap::new(),
             instance_id: None,
         }
@@ -129,20 +135,44 @@ impl Agent {
 
     /// Looks up every configured hosted zone and checks that each record's
     /// name can only lie inside its zone. Nothing is written before this.
+    ///
+    /// Each zone is looked up on its own. A zone that does not exist, or
+    /// that its name does not single out, is a configuration error for the
+    /// whole agent (exit 64). Any other final refusal (`AccessDenied`,
+    /// `InvalidInput`) sets aside only that zone's records, with an error
+    /// naming the zone and the code, and the records of the other zones are
+    /// served: a restart would only spend the account's shared Route 53
+    /// quota on the same answer. The zone is asked again at the next start.
     pub async fn resolve_zones(&mut self) -> Result<(), AgentError> {
         let mut zones = Zones::new();
+        let mut unavailable = BTreeMap::new();
         for zone_ref in self.config.zones() {
             let route53 = &self.route53;
-            let zone = self
+            let found = self
                 .faults
                 .retry
                 .call("find hosted zone", || route53.zone(zone_ref))
-                .await?;
-            debug!(zone = %zone_ref, zone_id = %zone.id, name = %zone.name, "found hosted zone");
-            zones.insert(zone_ref.clone(), zone);
+                .await;
+            match found {
+                Ok(zone) => {
+                    debug!(zone = %zone_ref, zone_id = %zone.id, name = %zone.name, "found hosted zone");
+                    zones.insert(zone_ref.clone(), zone);
+                }
+                Err(GaveUp::Final(error)) if !error.is_config() => {
+                    let code = error.code.as_deref().unwrap_or("no error code");
+                    error!(
+                        zone = %zone_ref, code, error = %error,
+                        "cannot look up the hosted zone; its records are set aside until the \
+                         agent restarts"
+                    );
+                    unavailable.insert(zone_ref.clone(), error.to_string());
+                }
+                Err(gave_up) => return Err(gave_up.into()),
+            }
         }
         plan::check_zones(&self.config, &zones).map_err(AgentError::Zones)?;
         self.zones = zones;
+        self.unavailable = unavailable;
         Ok(())
     }
 
@@ -150,7 +180,18 @@ impl Agent {
     pub async fn plan(&mut self) -> Result<(InstanceFacts, Vec<(Slot, Planned)>), AgentError> {
         let facts = self.metadata.read(&self.needs).await?;
         self.instance_id = Some(facts.owner_id().to_string());
-        let planned = plan::plan(&self.config, &facts, &self.zones);
+        let mut planned = plan::plan(&self.config, &facts, &self.zones);
+        for (_, entry) in &mut planned {
+            if let Planned::Failed(PlanError::UnknownZone { template, zone }) = entry
+                && let Some(why) = self.unavailable.get(zone)
+            {
+                *entry = Planned::Failed(PlanError::ZoneUnavailable {
+                    template: template.clone(),
+                    zone: zone.clone(),
+                    why: why.clone(),
+                });
+            }
+        }
         Ok((facts, planned))
     }
 
@@ -268,7 +309,7 @@ impl Agent {
                 );
                 self.reported.remove(&slot);
                 self.refused.remove(&slot);
-                self.unsure.remove(&slot);
+                self.unconfirmed.remove(&slot);
                 report.written.push(record.clone());
                 if let Some(old) = self.written.insert(slot, record.clone())
                     && old.key() != record.key()
@@ -292,10 +333,12 @@ impl Agent {
             notify::status(&format!("leaving service ({reason}); records deregistered"));
             self.leaving = Some(reason.clone());
         }
-        if !self.written.is_empty()
-            && let Err(error) = self.deregister_written().await
-        {
-            warn!(error = %error, "early deregistration incomplete; trying again next poll");
+        if !(self.written.is_empty() && self.unconfirmed.is_empty()) {
+            let before = self.faults.deletes_noted();
+            if let Err(error) = self.deregister_written().await {
+                warn!(error = %error, "early deregistration incomplete; trying again next poll");
+            }
+            self.settle_early_deletes(before).await;
         }
         SyncReport {
             problems: vec![format!("not registering: {reason}")],
@@ -348,23 +391,16 @@ impl Agent {
 
     /// Deletes every record this process wrote, each with its marker and
     /// only while both are still ours and the record holds what was written
-    /// (or, for an update abandoned at shutdown, while the marker is ours).
-    /// Records changed by someone else are left, with a warning, and count as
-    /// done.
+    /// (or, for a write whose outcome is unknown, while the marker is ours:
+    /// see `left_behind`). Records changed by someone else are left, with a
+    /// warning, and count as done.
     pub async fn deregister_written(&mut self) -> Result<(), AgentError> {
         let Some(instance_id) = self.instance_id.clone() else {
             return Ok(());
         };
         let registrar = self.registrar(&instance_id);
-        let records: Vec<(Slot, DesiredRecord)> =
-            self.written.iter().map(|(s, r)| (*s, r.clone())).collect();
         let mut failures = Vec::new();
-        for (slot, record) in records {
-            let expect = if self.unsure.contains(&slot) {
-                Expect::Marked
-            } else {
-                Expect::Written
-            };
+        for (slot, record, expect) in self.left_behind() {
             let deleted = self
                 .faults
                 .retry
@@ -374,8 +410,13 @@ impl Agent {
                 Ok(outcome) => {
                     log_delete(&record, &outcome, "shutdown");
                     self.faults.note_deleted(&record, &outcome);
-                    self.written.remove(&slot);
-                    self.unsure.remove(&slot);
+                    // Gone from this record set, whether it was remembered
+                    // as written, as sent, or both.
+                    for kept in [&mut self.written, &mut self.unconfirmed] {
+                        if kept.get(&slot).is_some_and(|r| r.key() == record.key()) {
+                            kept.remove(&slot);
+                        }
+                    }
                 }
                 Err(error) => {
                     error!(record = %record, error = %error, "delete failed");
@@ -391,6 +432,31 @@ impl Agent {
                 details: failures.join("; "),
             })
         }
+    }
+
+    /// The record sets this process may have left in Route 53, each with
+    /// how sure its delete must be that it is ours. What Route 53 accepted
+    /// goes only while it holds what was written. What was sent without an
+    /// answer may or may not have landed, so it goes while its marker is
+    /// this instance's; where it shares a record set with what was accepted
+    /// before (an address change), that set holds one or the other, and the
+    /// marker alone decides. A renamed record's old name and new one are two
+    /// sets, and both are deleted.
+    fn left_behind(&self) -> Vec<(Slot, DesiredRecord, Expect)> {
+        let written = self
+            .written
+            .iter()
+            .filter(|(slot, record)| {
+                self.unconfirmed
+                    .get(slot)
+                    .is_none_or(|sent| sent.key() != record.key())
+            })
+            .map(|(slot, record)| (*slot, record.clone(), Expect::Written));
+        let unconfirmed = self
+            .unconfirmed
+            .iter()
+            .map(|(slot, record)| (*slot, record.clone(), Expect::Marked));
+        written.chain(unconfirmed).collect()
     }
 
     /// Deletes the records the current facts describe, each only while its
@@ -467,7 +533,7 @@ impl Agent {
 
     /// Records written and not yet deleted, for logs and errors.
     pub fn written_names(&self) -> String {
-        plan::names(self.written.values())
+        plan::names(self.written.values().chain(self.unconfirmed.values()))
     }
 }
 
@@ -512,6 +578,11 @@ pub fn is_final(error: &AgentError) -> bool {
 /// deleted in whatever time is left.
 pub async fn run(mut agent: Agent, mut shutdown: Shutdown) -> Result<(), AgentError> {
     agent.faults.retry.interrupt_on(Some(shutdown.clone()));
+    // Until READY=1, a Route 53 that answers but is busy keeps systemd's
+    // start timeout from running out; one that does not answer fails the
+    // start in TimeoutStartSec, and Restart= tries again.
+    let slack = faults::start_slack(&agent.config);
+    agent.faults.retry.extend_start_while_busy(Some(slack));
     let poll = agent.config.poll_interval;
     let shutdown_timeout = agent.config.shutdown_timeout;
     let mut deadline = None;
@@ -547,6 +618,7 @@ pub async fn run(mut agent: Agent, mut shutdown: Shutdown) -> Result<(), AgentEr
     // From here on the deadline bounds every retry, not shutdown.
     notify::stopping("deregistering");
     agent.faults.retry.interrupt_on(None);
+    agent.faults.retry.extend_start_while_busy(None);
     let until = deadline.unwrap_or_else(|| shutdown.deadline(shutdown_timeout));
     let began = Instant::now();
     let result = match timeout_at(until, agent.deregister_written()).await {

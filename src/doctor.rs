@@ -3,10 +3,11 @@
 //!
 //! The checks follow the order in which the agent itself would trip on
 //! them: instance metadata (IMDSv2), instance tags, AWS credentials, the
-//! hosted zones and the Route 53 read calls, and finally the names the
-//! records would take. Doctor never writes to Route 53, so it cannot prove
-//! that ChangeResourceRecordSets is allowed; `iam-policy` prints the policy
-//! that allows it.
+//! hosted zones and whether each is of the kind its records call for, the
+//! Route 53 read calls, and finally the names the records would take.
+//! Doctor never writes to Route 53, so it cannot prove that
+//! ChangeResourceRecordSets is allowed; `iam-policy` prints the policy that
+//! allows it.
 //!
 //! Doctor loads the standard AWS settings itself, the same way the agent's
 //! Route 53 client does, because the credentials check needs the loaded
@@ -22,7 +23,7 @@ use aws_credential_types::credential_feature::AwsCredentialFeature;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
-use crate::config::{Config, ZoneRef};
+use crate::config::{Config, Drain, ValueSource, ZoneRef};
 use crate::http;
 use crate::metadata::{InstanceFacts, Metadata, Needs};
 use crate::plan::{self, Planned, Zones};
@@ -33,6 +34,10 @@ use crate::route53::{self, Route53, Route53Error};
 /// attempts of one second each); this only guards against a hang.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A change id Route 53 never hands out (its ids are shorter), asked about
+/// to learn whether GetChange is allowed without following a real change.
+const PROBE_CHANGE_ID: &str = "CROUTE53AGENTDOCTORPROBE";
+
 /// How many characters of the access key id may be shown: enough to tell a
 /// long-term key (`AKIA`) from a temporary one (`ASIA`), no more.
 const KEY_ID_SHOWN: usize = 4;
@@ -41,6 +46,8 @@ const KEY_ID_SHOWN: usize = 4;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     Ok,
+    /// Works, and worth knowing (a public address in a private zone).
+    Note,
     /// Works for now, but something deserves attention (a tag not yet set).
     Warn,
     /// Would stop the agent from working.
@@ -53,6 +60,7 @@ impl fmt::Display for Status {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Status::Ok => "ok",
+            Status::Note => "note",
             Status::Warn => "warn",
             Status::Fail => "FAIL",
             Status::Skipped => "skip",
@@ -91,7 +99,7 @@ impl Report {
     pub fn passed(&self) -> bool {
         self.findings
             .iter()
-            .all(|finding| matches!(finding.status, Status::Ok | Status::Warn))
+            .all(|finding| matches!(finding.status, Status::Ok | Status::Note | Status::Warn))
     }
 
     fn add(&mut self, status: Status, check: &'static str, explanation: impl Into<String>) {
@@ -117,7 +125,9 @@ pub async fn run(config: &Config) -> Report {
 
     let route53 = Route53::from_settings(&shared, config.request_timeout);
     let zones = check_zones(&route53, config, &mut report).await;
+    check_zone_kinds(config, &zones, &mut report);
     check_record_reads(&route53, &zones, &mut report).await;
+    check_get_change(&route53, config, &mut report).await;
     check_names(config, facts.as_ref(), &zones, &mut report);
     report
 }
@@ -322,6 +332,47 @@ async fn check_zones(route53: &Route53, config: &Config, report: &mut Report) ->
     zones
 }
 
+/// Whether each record's zone is of the kind its value calls for: a
+/// private address in a public zone is published to the world (a warning),
+/// a public address in a private zone is seen only inside its VPCs (a
+/// note). PTR records are left out: their zone is the reverse zone.
+fn check_zone_kinds(config: &Config, zones: &Zones, report: &mut Report) {
+    for spec in &config.records {
+        let Some(zone) = zones.get(&spec.zone) else {
+            continue;
+        };
+        let kind = if zone.private { "private" } else { "public" };
+        let private_value = matches!(
+            spec.value,
+            ValueSource::LocalIpv4 | ValueSource::LocalHostname | ValueSource::TaskIpv4
+        );
+        let public_value = matches!(
+            spec.value,
+            ValueSource::PublicIpv4 | ValueSource::PublicHostname
+        );
+        let publishes = format!(
+            "record `{}` publishes {} in {kind} hosted zone {} ({})",
+            spec.name, spec.value, zone.id, zone.name
+        );
+        match (zone.private, private_value, public_value) {
+            (false, true, _) => report.add(
+                Status::Warn,
+                "kind",
+                format!(
+                    "{publishes}: a private address, published for anyone to resolve; use a \
+                     private hosted zone unless that is meant"
+                ),
+            ),
+            (true, _, true) => report.add(
+                Status::Note,
+                "kind",
+                format!("{publishes}: a public address, seen only inside the zone's VPCs"),
+            ),
+            _ => report.add(Status::Ok, "kind", publishes),
+        }
+    }
+}
+
 /// Reads the record sets at every found zone's apex.
 async fn check_record_reads(route53: &Route53, zones: &Zones, report: &mut Report) {
     for zone in zones.values() {
@@ -341,6 +392,50 @@ async fn check_record_reads(route53: &Route53, zones: &Zones, report: &mut Repor
             Err(why) => report.add(Status::Fail, "route53", format!("{}: {why}", zone.id)),
         }
     }
+}
+
+/// Whether GetChange is allowed, asked about a change that cannot exist:
+/// `NoSuchChange` means the call was allowed. Only `wait_insync`,
+/// `drain = "ttl"` and `register --wait` need it, so without those a denial
+/// is a warning.
+async fn check_get_change(route53: &Route53, config: &Config, report: &mut Report) {
+    let probed = bounded(async { Ok(route53.probe_get_change(PROBE_CHANGE_ID).await) }).await;
+    let error = match probed {
+        Ok(Ok(())) => None,
+        Ok(Err(error)) if error.code.as_deref() == Some("NoSuchChange") => None,
+        Ok(Err(error)) => Some(error),
+        Err(why) => {
+            report.add(Status::Fail, "route53", format!("GetChange: {why}"));
+            return;
+        }
+    };
+    let Some(error) = error else {
+        report.add(
+            Status::Ok,
+            "route53",
+            "GetChange allowed (asked about a change that cannot exist)",
+        );
+        return;
+    };
+    let denied = matches!(
+        error.code.as_deref(),
+        Some("AccessDenied" | "AccessDeniedException")
+    );
+    let needed = config.wait_insync || config.drain == Drain::Ttl;
+    let status = if denied && !needed {
+        Status::Warn
+    } else {
+        Status::Fail
+    };
+    let explanation = if denied {
+        format!(
+            "{}; wait_insync, drain = \"ttl\" and register --wait follow changes with it",
+            explain(&error)
+        )
+    } else {
+        explain(&error)
+    };
+    report.add(status, "route53", explanation);
 }
 
 fn check_names(config: &Config, facts: Option<&InstanceFacts>, zones: &Zones, report: &mut Report) {
@@ -417,10 +512,11 @@ mod tests {
         let mut report = Report::default();
         report.findings.push(finding(Status::Ok));
         report.findings.push(finding(Status::Warn));
+        report.findings.push(finding(Status::Note));
         assert!(report.passed());
         report.findings.push(finding(Status::Skipped));
         assert!(!report.passed());
-        report.findings[2] = finding(Status::Fail);
+        report.findings[3] = finding(Status::Fail);
         assert!(!report.passed());
     }
 
@@ -466,6 +562,7 @@ mod tests {
             Zone {
                 id,
                 name: DnsName::parse("example.com").unwrap(),
+                private: false,
             },
         )]);
         let mut report = Report::default();

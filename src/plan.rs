@@ -18,6 +18,8 @@ use crate::template::RenderError;
 pub struct Zone {
     pub id: ZoneId,
     pub name: DnsName,
+    /// A private hosted zone, answered only inside its VPCs.
+    pub private: bool,
 }
 
 /// Each configured zone, resolved.
@@ -115,6 +117,12 @@ pub enum PlanError {
     },
     #[error("record `{template}`: the hosted zone {zone} is not known")]
     UnknownZone { template: String, zone: ZoneRef },
+    #[error("record `{template}`: hosted zone {zone} could not be looked up: {why}")]
+    ZoneUnavailable {
+        template: String,
+        zone: ZoneRef,
+        why: String,
+    },
     #[error("record `{template}`: {name} lies outside hosted zone {zone_id} ({zone})")]
     OutsideZone {
         template: String,
@@ -151,10 +159,14 @@ pub enum PlanError {
 /// Checks, before any write, that every template can only render to names
 /// inside its zone. Fields fill whole labels and literal text is fixed, so
 /// the template's shape decides this for every instance alike. (PTR names
-/// depend on the address, so the plan checks those.)
+/// depend on the address, so the plan checks those.) A record whose zone is
+/// not in `zones` (its lookup failed) is not checked here: the plan sets it
+/// aside.
 pub fn check_zones(config: &Config, zones: &Zones) -> Result<(), PlanError> {
     for spec in &config.records {
-        let zone = zone_of(spec, &spec.zone, zones)?;
+        let Some(zone) = zones.get(&spec.zone) else {
+            continue;
+        };
         if let Ok(shape) = spec.name.shape()
             && !shape.is_within(&zone.name)
         {
@@ -164,9 +176,6 @@ pub fn check_zones(config: &Config, zones: &Zones) -> Result<(), PlanError> {
                 zone_id: zone.id.clone(),
                 zone: zone.name.clone(),
             });
-        }
-        if let Some(reverse) = &spec.reverse_zone {
-            zone_of(spec, reverse, zones)?;
         }
     }
     Ok(())
@@ -474,6 +483,7 @@ mod tests {
             Zone {
                 id,
                 name: DnsName::parse(name).unwrap(),
+                private: false,
             },
         )
     }
@@ -600,12 +610,18 @@ mod tests {
     }
 
     #[test]
-    fn an_unknown_zone_is_reported() {
-        let config = config("[[record]]\nzone_id = \"ZC\"\nname = \"a.example.com\"");
+    fn a_record_of_an_unknown_zone_is_set_aside_by_the_plan() {
+        let config = config(
+            "[[record]]\nzone_id = \"ZC\"\nname = \"a.example.com\"\n\
+             [[record]]\nzone_id = \"ZA\"\nname = \"b.example.com\"",
+        );
+        assert_eq!(check_zones(&config, &zones()), Ok(()));
+        let planned = plan(&config, &facts(), &zones());
         assert!(matches!(
-            check_zones(&config, &zones()),
-            Err(PlanError::UnknownZone { .. })
+            planned[0].1,
+            Planned::Failed(PlanError::UnknownZone { .. })
         ));
+        assert!(matches!(planned[1].1, Planned::Ready(_)));
     }
 
     #[test]

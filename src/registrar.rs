@@ -102,7 +102,8 @@ impl Registrar {
     /// Writes `records`, which share one zone and name, in one change batch,
     /// each only where [`owner::decide`] allows it. `previous` gives, per
     /// record, what this process wrote under the same key before, if it did:
-    /// a live record that no longer holds that was changed by someone else.
+    /// a live record that holds neither that nor the record was changed by
+    /// someone else.
     pub async fn register<T: Clone>(
         &self,
         records: &[(T, &DesiredRecord, Option<&DesiredRecord>)],

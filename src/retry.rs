@@ -58,6 +58,23 @@ const RETRYABLE_CODES: &[&str] = &[
     "InternalFailure",
 ];
 
+/// The retryable codes by which the service says it is there and only
+/// asks the caller to wait its turn: throttling, and a zone still applying
+/// an earlier change.
+const BUSY_CODES: &[&str] = &[
+    "Throttling",
+    "ThrottlingException",
+    "PriorRequestNotComplete",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+];
+
+/// True when an error code says the service is busy, not gone: see
+/// [`Classify::is_busy`].
+pub fn is_busy_code(code: Option<&str>) -> bool {
+    code.is_some_and(|code| BUSY_CODES.contains(&code))
+}
+
 /// Whether a failure is worth another attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Class {
@@ -73,6 +90,13 @@ pub enum Class {
 /// An error that knows its [`Class`].
 pub trait Classify {
     fn class(&self) -> Class;
+
+    /// True when the service answered and only asked to wait its turn
+    /// (throttling, a busy zone): proof that it is reachable, unlike a
+    /// timeout or a refused connection.
+    fn is_busy(&self) -> bool {
+        false
+    }
 }
 
 /// Classifies an answer from the service by its HTTP status and error code.
@@ -185,6 +209,9 @@ pub struct Retry<R = SmallRng> {
     rng: R,
     /// While set, every wait gives way to shutdown.
     interrupt: Option<Shutdown>,
+    /// While set, systemd is asked to wait longer for the start before
+    /// every wait on a busy service, by the wait and this much more.
+    start_slack: Option<Duration>,
 }
 
 impl<R: Rng> Retry<R> {
@@ -193,6 +220,24 @@ impl<R: Rng> Retry<R> {
             backoff,
             rng,
             interrupt: None,
+            start_slack: None,
+        }
+    }
+
+    /// While `slack` is set, a retry that waits on a busy service (see
+    /// [`Classify::is_busy`]) first asks systemd to extend the start timeout
+    /// by the wait plus `slack`; `None` once the start is over. A service
+    /// that does not answer at all earns no extension, so the start fails
+    /// in bounded time.
+    pub fn extend_start_while_busy(&mut self, slack: Option<Duration>) {
+        self.start_slack = slack;
+    }
+
+    /// Asks systemd, while the start is being extended, to allow `wait`
+    /// more (plus the slack) before READY=1.
+    pub fn extend_start(&self, wait: Duration) {
+        if let Some(slack) = self.start_slack {
+            notify::extend_start(wait.saturating_add(slack));
         }
     }
 
@@ -233,6 +278,9 @@ impl<R: Rng> Retry<R> {
                 "retrying {what} (attempt {} failed: {error})",
                 retry + 1
             ));
+            if error.is_busy() {
+                self.extend_start(delay);
+            }
             if !self.wait(delay).await {
                 return Err(GaveUp::Interrupted);
             }

@@ -65,6 +65,10 @@ impl Classify for Route53Error {
     fn class(&self) -> Class {
         self.class
     }
+
+    fn is_busy(&self) -> bool {
+        retry::is_busy_code(self.code.as_deref())
+    }
 }
 
 impl Route53Error {
@@ -204,6 +208,19 @@ impl Route53 {
             .is_some_and(|info| info.status() == &ChangeStatus::Insync))
     }
 
+    /// GetChange for a change id that cannot exist, to learn whether the
+    /// call is allowed at all: Route 53 answers `NoSuchChange` when it is,
+    /// and `AccessDenied` when it is not. For `doctor`.
+    pub async fn probe_get_change(&self, change_id: &str) -> Result<(), Route53Error> {
+        self.client
+            .get_change()
+            .id(change_id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|error| call_error("GetChange", change_id, error))
+    }
+
     /// Resolves a configured zone: GetHostedZone for an id,
     /// ListHostedZonesByName (every page, exact name) for a name.
     pub async fn zone(&self, zone: &ZoneRef) -> Result<Zone, Route53Error> {
@@ -231,6 +248,7 @@ impl Route53 {
         Ok(Zone {
             id: zone_id.clone(),
             name: DnsName::from_route53(zone.name()),
+            private: zone.config().is_some_and(|config| config.private_zone()),
         })
     }
 
@@ -275,9 +293,10 @@ impl Route53 {
             .collect();
         let kind = |is_private: bool| if is_private { "private" } else { "public" };
         match matching.as_slice() {
-            [(id, _)] => Ok(Zone {
+            [(id, is_private)] => Ok(Zone {
                 id: ZoneId::parse(id).map_err(|detail| Route53Error::new(action, name, detail))?,
                 name: name.clone(),
+                private: *is_private,
             }),
             [] => Err(Route53Error::config(
                 action,

@@ -69,6 +69,13 @@ async fn an_address_change_is_followed_and_nothing_is_rewritten_meanwhile() {
     world
         .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.11"]))
         .await;
+    // The agent logs the write once Route 53 has answered, a moment after
+    // the zone shows it.
+    let deadline = std::time::Instant::now() + SOON;
+    while agent.log().matches("record written").count() < 2 {
+        assert!(std::time::Instant::now() < deadline, "{}", agent.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(
         agent.log().matches("record written").count(),
         2,

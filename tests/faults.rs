@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use aws_sdk_route53::types::RrType;
-use common::{World, absent, holds};
-use route53_agent_testkit::{Action, Fault};
+use common::{Agent, World, absent, holds};
+use route53_agent_testkit::{Action, Fault, FaultProxy, create_zone};
 
 const SOON: Duration = Duration::from_secs(15);
 const EXIT: Duration = Duration::from_secs(15);
@@ -96,6 +96,30 @@ async fn throttling_busy_zone_and_500s_at_boot_are_retried_until_registered() {
 }
 
 #[tokio::test]
+async fn a_write_route53_never_answers_is_abandoned_after_request_timeout_and_retried() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    proxy.inject(Action::ChangeRecords, &[Fault::Hang]);
+    let began = Instant::now();
+    let finished = world.once("register", &fast_config(&world, "", "")).await;
+    let took = began.elapsed();
+    assert_eq!(finished.code, Some(0), "{finished:?}");
+    // request_timeout is 2 s: the hanging write is given up after it, then
+    // sent again after at most backoff_base (100 ms).
+    assert!(
+        took >= Duration::from_secs(2),
+        "took {took:?}: {finished:?}"
+    );
+    assert_within(began, Duration::from_secs(8), &finished.stderr);
+    assert!(finished.stderr.contains("will retry"), "{finished:?}");
+    assert_eq!(proxy.count(Action::ChangeRecords), 2, "{finished:?}");
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((60, vec!["10.0.0.10".to_string()]))
+    );
+}
+
+#[tokio::test]
 async fn a_final_refusal_names_the_record_and_is_retried_only_when_it_changes() {
     let (world, proxy) = World::new().await.with_relay().await;
     let web = world.name("web-1");
@@ -166,6 +190,7 @@ async fn a_batch_rejected_twice_as_invalid_is_not_sent_again_every_poll() {
         name = "rejected.{ZONE}"
         "#,
     );
+    let began = Instant::now();
     let mut agent = world.spawn(&config);
     world
         .wait_for(&agent, &web, RrType::A, SOON, holds(60, &["10.0.0.10"]))
@@ -195,38 +220,73 @@ async fn a_batch_rejected_twice_as_invalid_is_not_sent_again_every_poll() {
     agent.stop().await;
     assert_eq!(world.record(&web, RrType::A).await, None);
     assert_eq!(world.record(&rejected, RrType::A).await, None);
+    assert_within(began, Duration::from_secs(30), &agent.log());
 }
 
 #[tokio::test]
-async fn an_update_whose_answer_was_lost_is_known_again_as_the_agents_own() {
+async fn a_zone_lookup_refused_for_good_sets_aside_only_that_zones_records() {
     let (world, proxy) = World::new().await.with_relay().await;
-    let name = world.name("web-1");
-    let mut agent = world.spawn(&fast_config(&world, "", ""));
-    world
-        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
-        .await;
-
-    // The update reaches Route 53, but its answer never reaches the agent.
-    // The retry finds the agent's own write live: that is no one else's
-    // change, and the record is still the agent's to delete.
-    proxy.inject(Action::ChangeRecords, &[Fault::Lost]);
-    world.imds.set("local-ipv4", "10.0.0.77");
-    let deadline = Instant::now() + SOON;
-    while agent.log().matches("record written").count() < 2 {
-        let log = agent.log();
-        assert!(!log.contains("changed by someone else"), "{log}");
-        assert!(Instant::now() < deadline, "{log}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(proxy.count(Action::ChangeRecords), 3, "{}", agent.log());
-
-    agent.stop().await;
-    assert_eq!(
-        world.record(&name, RrType::A).await,
-        None,
-        "{}",
-        agent.log()
+    let web = world.name("web-1");
+    let denied_zone = format!("denied-{}", world.zone);
+    let denied_id = create_zone(&world.r53, &denied_zone, false).await;
+    proxy.always(Action::GetHostedZone, &denied_id, Fault::AccessDenied);
+    let config = fast_config(
+        &world,
+        "",
+        &format!(
+            r#"
+            [[record]]
+            zone_id = "{denied_id}"
+            name = "web.{denied_zone}"
+            "#
+        ),
     );
+
+    // register: the other zone's record is written, and the exit code says
+    // that one was not.
+    let began = Instant::now();
+    let finished = world.once("register", &config).await;
+    assert_eq!(finished.code, Some(1), "{finished:?}");
+    assert_within(began, Duration::from_secs(15), &finished.stderr);
+    for text in [denied_id.as_str(), "AccessDenied"] {
+        assert!(finished.stderr.contains(text), "{text}: {finished:?}");
+    }
+    assert!(world.record(&web, RrType::A).await.is_some());
+    // One lookup per zone: a final refusal is not retried.
+    assert_eq!(proxy.count(Action::GetHostedZone), 2, "{finished:?}");
+
+    // run keeps serving the other zone, and exits 0 at shutdown.
+    let mut agent = world.spawn(&config);
+    agent.wait_log("cannot look up the hosted zone", SOON).await;
+    world.imds.set("local-ipv4", "10.0.0.11");
+    world
+        .wait_for(&agent, &web, RrType::A, SOON, holds(60, &["10.0.0.11"]))
+        .await;
+    agent.stop().await;
+    assert_eq!(world.record(&web, RrType::A).await, None);
+    assert_within(began, Duration::from_secs(30), &agent.log());
+}
+
+#[tokio::test]
+async fn a_zone_that_does_not_exist_beside_a_good_one_is_a_config_error() {
+    let world = World::new().await;
+    let config = fast_config(
+        &world,
+        "",
+        r#"
+        [[record]]
+        zone_id = "ZDOESNOTEXIST0"
+        name = "web.nowhere.example.com"
+        "#,
+    );
+    let began = Instant::now();
+    for command in ["run", "register"] {
+        let finished = world.once(command, &config).await;
+        assert_eq!(finished.code, Some(64), "{command}: {finished:?}");
+        assert!(finished.stderr.contains("NoSuchHostedZone"), "{finished:?}");
+    }
+    assert_within(began, Duration::from_secs(15), "");
+    assert_eq!(world.record(&world.name("web-1"), RrType::A).await, None);
 }
 
 // 2. Boot jitter
@@ -567,39 +627,127 @@ async fn a_signal_during_an_inflight_change_lets_it_finish_then_deletes() {
     assert_within(began, Duration::from_secs(15), &log);
 }
 
+/// Spawns the agent with [`fast_config`] and waits for its record at
+/// `name` to hold 10.0.0.10.
+async fn spawn_registered(world: &World, name: &str) -> Agent {
+    let agent = world.spawn(&fast_config(world, "", ""));
+    world
+        .wait_for(&agent, name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+    agent
+}
+
+/// Asserts that neither the A record at `name` nor its marker is left.
+async fn assert_gone_with_its_marker(world: &World, name: &str, log: &str) {
+    assert_eq!(world.record(name, RrType::A).await, None, "{name}: {log}");
+    let marker = world.marker(&format!("_route53-agent.a.{name}")).await;
+    assert!(marker.is_empty(), "{name}: {marker:?}: {log}");
+}
+
+/// Stops `agent` while it retries a write that landed without its hearing
+/// of it: the answer to the next change is lost, and every update after
+/// that is throttled (the deletes at shutdown hold no UPSERT and go
+/// through). Sets `path` in the instance metadata to `value`, waits for
+/// the record at `name` to hold `landed` and for one throttled retry, then
+/// stops the agent. Returns its log.
+async fn stop_while_retrying_a_lost_write(
+    world: &World,
+    proxy: &FaultProxy,
+    mut agent: Agent,
+    (path, value): (&str, &str),
+    (name, landed): (&str, &str),
+) -> String {
+    proxy.inject(Action::ChangeRecords, &[Fault::Lost]);
+    proxy.always(Action::ChangeRecords, "UPSERT", Fault::Throttling);
+    world.imds.set(path, value);
+    world
+        .wait_for(&agent, name, RrType::A, SOON, holds(60, &[landed]))
+        .await;
+    agent.wait_log("Throttling", SOON).await;
+    agent.stop().await;
+    agent.log()
+}
+
 #[tokio::test]
-async fn an_update_abandoned_at_shutdown_is_deleted_whichever_values_are_live() {
+async fn an_address_change_throttled_when_the_signal_comes_leaves_nothing_behind() {
     let (world, proxy) = World::new().await.with_relay().await;
     let name = world.name("web-1");
-    let mut agent = world.spawn(&fast_config(&world, "", ""));
-    world
-        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
-        .await;
+    let began = Instant::now();
+    let mut agent = spawn_registered(&world, &name).await;
 
-    // The update never gets through, and the agent stops while retrying
-    // it: it cannot tell whether the old address or the new one is live,
-    // and deletes its record either way.
-    proxy.always(Action::ChangeRecords, "10.0.0.77", Fault::Hang);
-    world.imds.set("local-ipv4", "10.0.0.77");
-    let deadline = Instant::now() + SOON;
-    while proxy.count(Action::ChangeRecords) < 2 {
-        assert!(Instant::now() < deadline, "{}", agent.log());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    // Every write of the new address is throttled, so it never happens;
+    // the delete of the old one goes through.
+    proxy.always(Action::ChangeRecords, "10.0.0.11", Fault::Throttling);
+    world.imds.set("local-ipv4", "10.0.0.11");
+    agent.wait_log("will retry", SOON).await;
 
     agent.stop().await;
-    assert_eq!(
-        world.record(&name, RrType::A).await,
-        None,
-        "{}",
-        agent.log()
-    );
-    assert!(
-        world
-            .marker(&format!("_route53-agent.a.{name}"))
-            .await
-            .is_empty()
-    );
+    let log = agent.log();
+    assert_gone_with_its_marker(&world, &name, &log).await;
+    assert_within(began, Duration::from_secs(30), &log);
+}
+
+#[tokio::test]
+async fn an_address_change_applied_but_unanswered_is_still_the_agents_own() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    let began = Instant::now();
+    let mut agent = spawn_registered(&world, &name).await;
+
+    // The change is made, but its answer is lost: the agent tries again,
+    // once, and finds its own change live.
+    proxy.inject(Action::ChangeRecords, &[Fault::Lost]);
+    world.imds.set("local-ipv4", "10.0.0.11");
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.11"]))
+        .await;
+    let deadline = Instant::now() + SOON;
+    while agent.log().matches("record written").count() < 2 {
+        assert!(Instant::now() < deadline, "{}", agent.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(proxy.count(Action::ChangeRecords), 3, "{}", agent.log());
+
+    agent.stop().await;
+    let log = agent.log();
+    assert!(!log.contains("changed by someone else"), "{log}");
+    assert_eq!(world.record(&name, RrType::A).await, None, "{log}");
+    assert_within(began, Duration::from_secs(30), &log);
+}
+
+#[tokio::test]
+async fn an_address_change_applied_unanswered_and_cut_short_by_the_signal_leaves_nothing() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    let began = Instant::now();
+    let agent = spawn_registered(&world, &name).await;
+
+    // The new address is live where the agent last heard of the old one.
+    let change = ("local-ipv4", "10.0.0.11");
+    let log =
+        stop_while_retrying_a_lost_write(&world, &proxy, agent, change, (&name, "10.0.0.11")).await;
+    assert!(!log.contains("changed by someone else"), "{log}");
+    assert_gone_with_its_marker(&world, &name, &log).await;
+    assert_within(began, Duration::from_secs(30), &log);
+}
+
+#[tokio::test]
+async fn a_rename_cut_short_by_the_signal_leaves_neither_name_behind() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let old = world.name("web-1");
+    let new = world.name("web-2");
+    let began = Instant::now();
+    let agent = spawn_registered(&world, &old).await;
+
+    // The record is live under the new name, and the old name, the one
+    // the agent last heard of, is not deleted yet.
+    let change = ("tags/instance/Name", "web-2");
+    let log =
+        stop_while_retrying_a_lost_write(&world, &proxy, agent, change, (&new, "10.0.0.10")).await;
+    for name in [&old, &new] {
+        assert_gone_with_its_marker(&world, name, &log).await;
+    }
+    assert_within(began, Duration::from_secs(30), &log);
 }
 
 #[tokio::test]
@@ -627,55 +775,206 @@ async fn route53_unreachable_at_boot_is_retried_without_spinning() {
 
 // 6. systemd readiness
 
+/// A stand-in for systemd's notify socket: every message the agent sends.
+struct NotifySocket {
+    path: PathBuf,
+    messages: tokio::sync::mpsc::UnboundedReceiver<String>,
+    heard: Vec<String>,
+    listener: tokio::task::JoinHandle<()>,
+}
+
+impl NotifySocket {
+    fn bind(world: &World) -> NotifySocket {
+        let path = world.dir.path().join("notify.sock");
+        let socket = tokio::net::UnixDatagram::bind(&path).expect("binding the notify socket");
+        let (sender, messages) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let listener = tokio::spawn(async move {
+            let mut buffer = vec![0u8; 4096];
+            while let Ok(read) = socket.recv(&mut buffer).await {
+                let text = String::from_utf8_lossy(&buffer[..read]).into_owned();
+                if sender.send(text).is_err() {
+                    return;
+                }
+            }
+        });
+        NotifySocket {
+            path,
+            messages,
+            heard: Vec::new(),
+            listener,
+        }
+    }
+
+    /// `NOTIFY_SOCKET` for the agent.
+    fn env(&self) -> String {
+        self.path.to_string_lossy().into_owned()
+    }
+
+    /// Waits for a message holding `text` and returns it; every message
+    /// heard so far stays in `heard`.
+    async fn wait_for(&mut self, text: &str, within: Duration, agent: &common::Agent) -> String {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let message = tokio::time::timeout_at(deadline, self.messages.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!(
+                        "no {text} after {within:?}: {:?}\n{}",
+                        self.heard,
+                        agent.log()
+                    )
+                })
+                .expect("the listener is running");
+            self.heard.push(message.clone());
+            if message.contains(text) {
+                return message;
+            }
+        }
+    }
+
+    /// Every message heard so far.
+    fn heard(&mut self) -> &[String] {
+        while let Ok(message) = self.messages.try_recv() {
+            self.heard.push(message);
+        }
+        &self.heard
+    }
+}
+
+impl Drop for NotifySocket {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
+}
+
+/// The microseconds of every EXTEND_TIMEOUT_USEC= message in `heard`.
+fn extensions(heard: &[String]) -> Vec<u64> {
+    heard
+        .iter()
+        .flat_map(|message| message.lines())
+        .filter_map(|line| line.strip_prefix("EXTEND_TIMEOUT_USEC="))
+        .filter_map(|micros| micros.parse().ok())
+        .collect()
+}
+
 #[tokio::test]
 async fn systemd_hears_ready_after_registration_and_stopping_at_shutdown() {
     let world = World::new().await;
     let name = world.name("web-1");
-    let socket_path = world.dir.path().join("notify.sock");
-    let socket = tokio::net::UnixDatagram::bind(&socket_path).expect("binding the notify socket");
-    let (sender, mut messages) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let listener = tokio::spawn(async move {
-        let mut buffer = vec![0u8; 4096];
-        while let Ok(read) = socket.recv(&mut buffer).await {
-            let text = String::from_utf8_lossy(&buffer[..read]).into_owned();
-            if sender.send(text).is_err() {
-                return;
-            }
-        }
-    });
-    let socket_env = socket_path.to_string_lossy().into_owned();
+    let mut socket = NotifySocket::bind(&world);
     let began = Instant::now();
     let mut agent = world.spawn_with(
         &["run", "--no-jitter"],
         &fast_config(&world, "", ""),
-        &[("NOTIFY_SOCKET", &socket_env)],
+        &[("NOTIFY_SOCKET", &socket.env())],
     );
 
-    let mut heard = Vec::new();
-    let ready = loop {
-        let message = tokio::time::timeout(SOON, messages.recv())
-            .await
-            .unwrap_or_else(|_| panic!("no READY=1 after {SOON:?}: {heard:?}\n{}", agent.log()))
-            .expect("the listener is running");
-        heard.push(message.clone());
-        if message.contains("READY=1") {
-            break message;
-        }
-    };
+    let ready = socket.wait_for("READY=1", SOON, &agent).await;
     // Ready means registered.
     assert_eq!(
         world.record(&name, RrType::A).await,
         Some((60, vec!["10.0.0.10".to_string()])),
-        "{heard:?}"
+        "{:?}",
+        socket.heard()
     );
     assert!(ready.contains("STATUS=1 record(s) registered"), "{ready}");
 
     agent.stop().await;
-    while let Ok(message) = messages.try_recv() {
-        heard.push(message);
-    }
+    let heard = socket.heard();
     assert!(heard.iter().any(|m| m.contains("STOPPING=1")), "{heard:?}");
+    // Nothing was busy, so the start was never extended.
+    assert!(extensions(heard).is_empty(), "{heard:?}");
     assert_eq!(world.record(&name, RrType::A).await, None);
     assert_within(began, Duration::from_secs(20), &agent.log());
-    listener.abort();
+}
+
+#[tokio::test]
+async fn a_throttled_start_asks_systemd_for_more_time_and_an_unreachable_one_does_not() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    let mut socket = NotifySocket::bind(&world);
+    proxy.refuse(true);
+    let began = Instant::now();
+    let mut agent = world.spawn_with(
+        &["run", "--no-jitter"],
+        &fast_config(&world, "", ""),
+        &[("NOTIFY_SOCKET", &socket.env())],
+    );
+
+    // Unreachable: retried, but no more time asked for, so systemd's
+    // TimeoutStartSec would end the start.
+    socket.wait_for("retrying", SOON, &agent).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        extensions(socket.heard()).is_empty(),
+        "{:?}",
+        socket.heard()
+    );
+
+    // Reachable and throttling: each busy answer asks for its wait, the
+    // next attempt and one more call (2 x request_timeout of 2 s), plus
+    // 10 s, before READY=1.
+    proxy.inject(
+        Action::ChangeRecords,
+        &[Fault::Throttling, Fault::PriorRequestNotComplete],
+    );
+    proxy.refuse(false);
+    socket.wait_for("READY=1", SOON, &agent).await;
+    let before_ready = extensions(socket.heard());
+    assert_eq!(before_ready.len(), 2, "{:?}", socket.heard());
+    for micros in &before_ready {
+        // The wait is at most backoff_cap (1 s).
+        assert!(
+            (14_000_000..=15_000_000).contains(micros),
+            "{micros}: {:?}",
+            socket.heard()
+        );
+    }
+
+    // After READY=1, throttling asks systemd for nothing.
+    proxy.inject(Action::ChangeRecords, &[Fault::Throttling]);
+    world.imds.set("local-ipv4", "10.0.0.11");
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.11"]))
+        .await;
+    assert_eq!(extensions(socket.heard()).len(), 2, "{:?}", socket.heard());
+
+    agent.stop().await;
+    assert_eq!(world.record(&name, RrType::A).await, None);
+    assert_within(began, Duration::from_secs(30), &agent.log());
+}
+
+#[tokio::test]
+async fn with_wait_insync_systemd_hears_ready_only_once_the_change_is_insync() {
+    let (world, proxy) = World::new().await.with_relay().await;
+    let name = world.name("web-1");
+    let mut socket = NotifySocket::bind(&world);
+    // Three PENDING answers from the proxy, then ministack's own PENDING,
+    // then INSYNC.
+    proxy.inject(
+        Action::GetChange,
+        &[Fault::Pending, Fault::Pending, Fault::Pending],
+    );
+    let began = Instant::now();
+    let mut agent = world.spawn_with(
+        &["run", "--no-jitter"],
+        &fast_config(&world, "wait_insync = true", ""),
+        &[("NOTIFY_SOCKET", &socket.env())],
+    );
+
+    socket.wait_for("READY=1", SOON, &agent).await;
+    // Every GetChange was answered before READY=1: the last said INSYNC.
+    assert_eq!(proxy.count(Action::GetChange), 5, "{}", agent.log());
+    let heard = socket.heard();
+    let waiting = heard.iter().position(|m| m.contains("INSYNC"));
+    let ready = heard.iter().position(|m| m.contains("READY=1"));
+    assert!(
+        matches!((waiting, ready), (Some(w), Some(r)) if w < r),
+        "{heard:?}"
+    );
+    assert!(world.record(&name, RrType::A).await.is_some());
+
+    agent.stop().await;
+    assert_eq!(world.record(&name, RrType::A).await, None);
+    assert_within(began, Duration::from_secs(20), &agent.log());
 }

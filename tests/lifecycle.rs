@@ -107,3 +107,43 @@ async fn a_notice_turned_off_is_ignored() {
     agent.stop().await;
     assert_eq!(world.record(&name, RrType::A).await, None);
 }
+
+#[tokio::test]
+async fn a_drain_at_shutdown_waits_only_for_what_is_left_of_an_early_deletes_ttl() {
+    let world = World::new().await;
+    let name = world.name("web-1");
+    let config = world.config(
+        r#"
+        poll_interval = "1s"
+        shutdown_timeout = "10s"
+        backoff_base = "100ms"
+        backoff_cap = "1s"
+        drain = "ttl"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{tag:Name}.{ZONE}"
+        ttl = 3
+        "#,
+    );
+    let mut agent = world.spawn(&config);
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(3, &["10.0.0.10"]))
+        .await;
+
+    // The early delete is followed to INSYNC, and its TTL runs out while
+    // the instance waits to be taken away.
+    world.imds.set("spot/instance-action", NOTICE);
+    world.wait_for(&agent, &name, RrType::A, SOON, absent).await;
+    agent.wait_log("change INSYNC", SOON).await;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+
+    let began = std::time::Instant::now();
+    agent.stop().await;
+    let took = began.elapsed();
+    let log = agent.log();
+    assert!(
+        took < Duration::from_secs(2),
+        "drained again: {took:?}: {log}"
+    );
+    assert!(log.contains("drained"), "{log}");
+}

@@ -127,6 +127,20 @@ fn systemd_waits_longer_than_the_agent_deregisters() {
 }
 
 #[test]
+fn a_start_that_never_gets_an_answer_ends_in_bounded_time() {
+    // The agent extends the start itself while Route 53 is only busy; a
+    // Route 53 it cannot reach must fail the start rather than hold up boot.
+    let unit = read(UNIT);
+    let start = unit_setting(&unit, "TimeoutStartSec").expect("TimeoutStartSec=");
+    assert_ne!(start, "infinity", "TimeoutStartSec= in {UNIT}");
+    let start = seconds(start);
+    assert!(
+        start >= Duration::from_secs(60) && start <= Duration::from_secs(15 * 60),
+        "TimeoutStartSec {start:?}"
+    );
+}
+
+#[test]
 fn the_user_data_passes_cloud_init_schema() {
     for path in [USER_DATA, USER_DATA_AMI] {
         let file = project(path);
@@ -161,15 +175,10 @@ fn user_data(path: &str) -> Value {
         .unwrap_or_else(|| panic!("{path} holds no YAML document"))
 }
 
-fn user_data_config(path: &str) -> Config {
-    let content = written_file(&user_data(path), "/etc/route53-agent/config.toml")
-        .unwrap_or_else(|| panic!("{path} writes no /etc/route53-agent/config.toml"));
-    Config::from_toml(&content).unwrap_or_else(|error| panic!("{path}: config: {error}"))
-}
-
-/// The runcmd steps, each flattened to one line of text.
-fn commands(user_data: &Value) -> Vec<String> {
-    user_data["runcmd"]
+/// The steps of a command list (`bootcmd`, `runcmd`), each flattened to one
+/// text: a list of words joined by spaces, a string as it is.
+fn commands(user_data: &Value, key: &str) -> Vec<String> {
+    user_data[key]
         .as_array()
         .map(|steps| {
             steps
@@ -187,6 +196,56 @@ fn commands(user_data: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Runs `script` with `sh`, with `PATH` led by `bin`; its output.
+fn sh(script: &str, bin: Option<&Path>) -> std::process::Output {
+    let mut command = Command::new("sh");
+    command.arg("-c").arg(script);
+    if let Some(bin) = bin {
+        let path = std::env::var("PATH").unwrap_or_default();
+        command.env("PATH", format!("{}:{path}", bin.display()));
+    }
+    command.output().expect("sh runs")
+}
+
+/// The configuration the user-data writes at boot: its bootcmd, run as
+/// cloud-init runs it, with /etc/route53-agent moved to a temporary folder.
+fn config_written_at_boot(path: &str) -> String {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let script = commands(&user_data(path), "bootcmd")
+        .join("\n")
+        .replace("/etc/route53-agent", &dir.path().to_string_lossy());
+    let output = sh(&script, None);
+    assert!(
+        output.status.success(),
+        "{path}: bootcmd: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    std::fs::read_to_string(dir.path().join("config.toml"))
+        .unwrap_or_else(|error| panic!("{path}: bootcmd wrote no config.toml: {error}"))
+}
+
+fn user_data_config(path: &str) -> Config {
+    Config::from_toml(&config_written_at_boot(path))
+        .unwrap_or_else(|error| panic!("{path}: config: {error}"))
+}
+
+#[test]
+fn the_user_data_writes_the_configuration_at_every_boot() {
+    for path in [USER_DATA, USER_DATA_AMI] {
+        // bootcmd runs at every boot; write_files only once per instance.
+        let document = user_data(path);
+        assert_eq!(
+            written_file(&document, "/etc/route53-agent/config.toml"),
+            None,
+            "{path}: the configuration must follow the user-data at every boot"
+        );
+        // The config loads: user_data_config panics otherwise.
+        assert!(!user_data_config(path).records.is_empty(), "{path}");
+    }
+}
+
+const INSTALL_SCRIPT: &str = "/var/lib/cloud/scripts/per-boot/route53-agent-install";
+
 #[test]
 fn the_user_data_installs_the_same_unit_and_starts_it() {
     let full = user_data(USER_DATA);
@@ -195,31 +254,119 @@ fn the_user_data_installs_the_same_unit_and_starts_it() {
         Some(read(UNIT).as_str()),
         "{USER_DATA} must carry {UNIT} unchanged"
     );
-    for (path, document) in [(USER_DATA, full), (USER_DATA_AMI, user_data(USER_DATA_AMI))] {
-        let steps = commands(&document);
-        let reload = steps.iter().position(|s| s == "systemctl daemon-reload");
-        let enable = steps
-            .iter()
-            .position(|s| s.starts_with("systemctl enable --now"));
-        assert!(
-            matches!((reload, enable), (Some(r), Some(e)) if r < e),
-            "{path}: {steps:?}"
-        );
-        // The config loads: user_data_config panics otherwise.
-        assert!(!user_data_config(path).records.is_empty(), "{path}");
-    }
+    // The plain AMI: a script cloud-init runs at every boot, executable.
+    let install = full["write_files"]
+        .as_array()
+        .and_then(|files| files.iter().find(|file| file["path"] == INSTALL_SCRIPT))
+        .unwrap_or_else(|| panic!("{USER_DATA} writes no {INSTALL_SCRIPT}"));
+    assert_eq!(install["permissions"], "0755");
+    assert_eq!(commands(&full, "runcmd"), Vec::<String>::new());
+
+    // The AMI with the binary: enabled once, started by systemd ever after.
+    let steps = commands(&user_data(USER_DATA_AMI), "runcmd");
+    let reload = steps.iter().position(|s| s == "systemctl daemon-reload");
+    let enable = steps
+        .iter()
+        .position(|s| s.starts_with("systemctl enable --now"));
+    assert!(
+        matches!((reload, enable), (Some(r), Some(e)) if r < e),
+        "{USER_DATA_AMI}: {steps:?}"
+    );
+}
+
+/// The per-boot install script, with the binary's path moved to `binary`.
+fn install_script(binary: &Path) -> String {
+    written_file(&user_data(USER_DATA), INSTALL_SCRIPT)
+        .unwrap_or_else(|| panic!("{USER_DATA} writes no {INSTALL_SCRIPT}"))
+        .replace("/usr/local/bin/route53-agent", &binary.to_string_lossy())
+}
+
+/// Writes an executable stand-in for `program` into `bin`.
+fn stand_in(bin: &Path, program: &str, body: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = bin.join(program);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("writing a stand-in");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
+        .expect("making a stand-in executable");
+}
+
+#[test]
+fn the_agent_is_enabled_only_once_the_download_is_installed_and_retried_each_boot() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).expect("bin folder");
+    let binary = dir.path().join("route53-agent");
+    let calls = dir.path().join("calls");
+    let log = calls.to_string_lossy();
+    stand_in(
+        &bin,
+        "systemctl",
+        &format!("echo \"systemctl $*\" >> '{log}'"),
+    );
+
+    // A boot whose download fails: the script fails, and nothing is
+    // installed or enabled (the unit does not restart on a missing binary).
+    stand_in(&bin, "curl", &format!("echo curl >> '{log}'; exit 22"));
+    let failed = sh(&install_script(&binary), Some(&bin));
+    assert!(!failed.status.success(), "{failed:?}");
+    assert!(!binary.exists());
+    let called = std::fs::read_to_string(&calls).unwrap_or_default();
+    assert_eq!(called, "curl\n", "{failed:?}");
+
+    // The next boot, with the release reachable: it is checked, installed,
+    // and only then the agent is enabled and started.
+    let release = b"#!/bin/sh\necho route53-agent\n";
+    let release_file = dir.path().join("release");
+    std::fs::write(&release_file, release).expect("writing the release");
+    let summed = tool("sha256sum", &[&release_file.to_string_lossy()]);
+    let summed = String::from_utf8_lossy(&summed.stdout);
+    let sha256 = summed.split_whitespace().next().expect("a checksum");
+    stand_in(
+        &bin,
+        "curl",
+        &format!(
+            "echo curl >> '{log}'\nwhile [ \"$1\" != --output ]; do shift; done\ncp '{}' \"$2\"",
+            release_file.display()
+        ),
+    );
+    let script = install_script(&binary).replace("SET-ME-sha256-of-the-binary", sha256);
+    std::fs::write(&calls, "").expect("clearing the calls");
+    let installed = sh(&script, Some(&bin));
+    assert!(installed.status.success(), "{installed:?}");
+    assert_eq!(std::fs::read(&binary).expect("the binary"), release);
+    assert_eq!(
+        std::fs::read_to_string(&calls).expect("calls"),
+        "curl\nsystemctl daemon-reload\nsystemctl enable --now --no-block route53-agent.service\n"
+    );
+
+    // Every later boot: the release is there, no download, enabled again.
+    std::fs::write(&calls, "").expect("clearing the calls");
+    let again = sh(&script, Some(&bin));
+    assert!(again.status.success(), "{again:?}");
+    assert!(
+        !std::fs::read_to_string(&calls)
+            .expect("calls")
+            .contains("curl")
+    );
 }
 
 #[test]
 fn the_download_is_checked_before_it_is_installed() {
-    let steps = commands(&user_data(USER_DATA)).join("\n");
-    let check = steps.find("sha256sum --check").expect("a checksum check");
-    let install = steps
+    let script = install_script(Path::new("/usr/local/bin/route53-agent"));
+    let check = script
+        .find("sha256sum --check --strict")
+        .expect("a checksum check");
+    let install = script
         .find("install -m 0755")
         .expect("an install of the binary");
-    assert!(check < install, "{steps}");
+    let enable = script
+        .find("systemctl enable")
+        .expect("the service enabled");
+    assert!(check < install && install < enable, "{script}");
+    assert!(script.starts_with("#!/bin/sh\n"), "{script}");
+    assert!(script.contains("set -eu"), "{script}");
     // The placeholders cannot be mistaken for a real release.
-    assert!(steps.contains("https://SET-ME.invalid/"), "{steps}");
+    assert!(script.contains("https://SET-ME.invalid/"), "{script}");
 }
 
 #[test]

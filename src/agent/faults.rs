@@ -25,8 +25,35 @@ pub(super) struct Faults {
     pub(super) retry: Retry,
     /// Whether systemd has been told READY=1.
     ready: bool,
-    /// Deletes made at shutdown, for draining: zone, change id, TTL.
-    deleted: Vec<(ZoneId, Option<String>, u32)>,
+    /// Deletes to drain at shutdown: made then, or early, on a lifecycle
+    /// notice.
+    deleted: Vec<Deleted>,
+}
+
+/// A delete that resolvers may not have heard of yet.
+#[derive(Debug)]
+struct Deleted {
+    zone_id: ZoneId,
+    /// The change that deleted it; `None` when someone else did.
+    change_id: Option<String>,
+    ttl: u32,
+    /// When the delete was seen INSYNC (or gone, without a change of ours to
+    /// follow): resolvers may hand the record out until one TTL later.
+    /// `None` until known.
+    insync_at: Option<Instant>,
+}
+
+/// When resolvers have forgotten every deleted record: one TTL after each
+/// delete was seen INSYNC, counting those not seen INSYNC before as seen at
+/// `insync_now`.
+fn drained_at(deleted: &[Deleted], insync_now: Instant) -> Instant {
+    deleted
+        .iter()
+        .map(|delete| {
+            delete.insync_at.unwrap_or(insync_now) + Duration::from_secs(u64::from(delete.ttl))
+        })
+        .max()
+        .unwrap_or(insync_now)
 }
 
 impl Faults {
@@ -38,16 +65,26 @@ impl Faults {
         }
     }
 
-    /// Remembers a shutdown delete for [`Agent::drain`]. A record someone
-    /// else deleted first is drained too: resolvers may still hold it.
+    /// Remembers a delete for [`Agent::drain`]. A record someone else
+    /// deleted first is drained too: resolvers may still hold it.
     pub(super) fn note_deleted(&mut self, record: &DesiredRecord, outcome: &DeleteOutcome) {
         let change_id = match outcome {
             DeleteOutcome::Deleted { change_id } => Some(change_id.clone()),
             DeleteOutcome::AlreadyGone => None,
             DeleteOutcome::LeftAlone(_) => return,
         };
-        self.deleted
-            .push((record.zone_id.clone(), change_id, record.ttl));
+        self.deleted.push(Deleted {
+            zone_id: record.zone_id.clone(),
+            change_id,
+            ttl: record.ttl,
+            insync_at: None,
+        });
+    }
+
+    /// How many deletes are remembered, so that a caller can settle the
+    /// ones it adds (see [`Agent::settle_early_deletes`]).
+    pub(super) fn deletes_noted(&self) -> usize {
+        self.deleted.len()
     }
 }
 
@@ -80,20 +117,20 @@ impl Agent {
             "waiting {} (boot_jitter) before the first write",
             humantime::format_duration(round_to_millis(delay))
         ));
+        // A wait the agent chose, not a Route 53 it cannot reach: a long
+        // boot_jitter must not fail a finite TimeoutStartSec.
+        self.faults.retry.extend_start(delay);
         self.faults.retry.wait(delay).await
     }
 
     /// Handles a batch Route 53 would not take. A final refusal is logged
     /// with the record and the code, and the records are set aside until
     /// their plan changes. A batch abandoned at shutdown may still have
-    /// reached Route 53 (a request that timed out can have been applied), so
-    /// its records are counted as written: deregistration then deletes them
-    /// if, and only if, they hold exactly what was sent. Where one updated
-    /// a record written before, either the old values or the new may be
-    /// live, so that record goes while its marker is this instance's.
-    ///
-    /// Known gap: when such a record replaced one under another name, the
-    /// old name is the one remembered, and the new one, if applied, is left.
+    /// reached Route 53 (a request that timed out can have been applied), or
+    /// not (a throttled one): its records are kept as unconfirmed beside
+    /// what was written before, and deregistration deletes each while its
+    /// marker is this instance's, whichever values are live (see
+    /// [`Agent::left_behind`]).
     pub(super) fn not_written(
         &mut self,
         group: &[(Slot, &DesiredRecord)],
@@ -115,17 +152,7 @@ impl Agent {
             }
             GaveUp::Interrupted => {
                 for (slot, record) in group {
-                    let keep_old = self
-                        .written
-                        .get(slot)
-                        .is_some_and(|old| old.key() != record.key());
-                    if keep_old {
-                        continue;
-                    }
-                    let replaced = self.written.insert(*slot, (*record).clone());
-                    if replaced.is_some_and(|old| old != **record) {
-                        self.unsure.insert(*slot);
-                    }
+                    self.unconfirmed.insert(*slot, (*record).clone());
                 }
                 format!("{names}: stopped while retrying the write")
             }
@@ -150,6 +177,7 @@ impl Agent {
             }
         } else {
             self.faults.ready = true;
+            self.faults.retry.extend_start_while_busy(None);
             notify::ready(&status);
         }
     }
@@ -177,10 +205,33 @@ impl Agent {
         true
     }
 
-    /// With `drain = "ttl"`, waits for the shutdown deletes to be INSYNC and
-    /// then for their longest TTL, so that resolvers stop handing out the
-    /// address before the process goes. Never past `deadline`: what is cut
-    /// short is logged, and the deletes stand.
+    /// With `drain = "ttl"`, follows the deletes of an early
+    /// deregistration (a lifecycle notice) until they are INSYNC, from the
+    /// `from`th remembered delete on, so that shutdown later waits only for
+    /// what is left of their TTL instead of draining them again. Cut short
+    /// by shutdown, or refused by Route 53, they are drained in full at
+    /// shutdown.
+    pub(super) async fn settle_early_deletes(&mut self, from: usize) {
+        if self.config.drain != Drain::Ttl || from >= self.faults.deleted.len() {
+            return;
+        }
+        let changes: Vec<(ZoneId, String)> = self.faults.deleted[from..]
+            .iter()
+            .filter_map(|delete| Some((delete.zone_id.clone(), delete.change_id.clone()?)))
+            .collect();
+        if self.wait_insync(&changes).await {
+            let now = Instant::now();
+            for delete in &mut self.faults.deleted[from..] {
+                delete.insync_at = Some(now);
+            }
+        }
+    }
+
+    /// With `drain = "ttl"`, waits for the deletes to be INSYNC and then for
+    /// their TTL, so that resolvers stop handing out the address before the
+    /// process goes. Deletes seen INSYNC earlier (an early deregistration)
+    /// are waited for only as long as their TTL still runs. Never past
+    /// `deadline`: what is cut short is logged, and the deletes stand.
     pub(super) async fn drain(&mut self, deadline: Instant) {
         if self.config.drain != Drain::Ttl || self.faults.deleted.is_empty() {
             return;
@@ -188,19 +239,22 @@ impl Agent {
         let deleted = std::mem::take(&mut self.faults.deleted);
         let changes: Vec<(ZoneId, String)> = deleted
             .iter()
-            .filter_map(|(zone, change, _)| Some((zone.clone(), change.clone()?)))
+            .filter(|delete| delete.insync_at.is_none())
+            .filter_map(|delete| Some((delete.zone_id.clone(), delete.change_id.clone()?)))
             .collect();
-        let longest = deleted.iter().map(|(_, _, ttl)| *ttl).max().unwrap_or(0);
-        let ttl = Duration::from_secs(u64::from(longest));
         let draining = async {
             self.wait_insync(&changes).await;
+            let now = Instant::now();
+            let until = drained_at(&deleted, now);
+            let wait_s = until.saturating_duration_since(now).as_secs();
             info!(
-                ttl_s = longest,
-                "deletes are INSYNC; waiting one TTL for resolvers to forget"
+                wait_s,
+                "deletes are INSYNC; waiting out their TTL for resolvers to forget"
             );
-            notify::stopping(&format!("draining: waiting {longest} s (TTL)"));
-            tokio::time::sleep(ttl).await;
+            notify::stopping(&format!("draining: waiting {wait_s} s (TTL)"));
+            tokio::time::sleep_until(until).await;
         };
+        let longest = deleted.iter().map(|delete| delete.ttl).max().unwrap_or(0);
         match timeout_at(deadline, draining).await {
             Ok(()) => info!("drained"),
             Err(_) => warn!(
@@ -217,7 +271,55 @@ fn round_to_millis(delay: Duration) -> Duration {
     Duration::from_millis(delay.as_millis() as u64)
 }
 
+/// What the start may take beyond a retry's wait, besides the wait itself.
+const START_SLACK_MARGIN: Duration = Duration::from_secs(10);
+
+/// How much longer than a retry's wait systemd is asked to allow for the
+/// start while Route 53 is busy: the attempt after the wait and one more
+/// call (each up to `request_timeout`), and a margin for reading instance
+/// metadata between them. A busy answer to that call extends it again.
+pub(super) fn start_slack(config: &crate::config::Config) -> Duration {
+    config
+        .request_timeout
+        .saturating_mul(2)
+        .saturating_add(START_SLACK_MARGIN)
+}
+
 /// A retry policy for the agent, seeded by the operating system.
 pub(super) fn retry_for(config: &crate::config::Config) -> Retry {
     Retry::new(config.backoff, retry::os_seeded())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deleted(ttl: u32, insync_at: Option<Instant>) -> Deleted {
+        Deleted {
+            zone_id: ZoneId::parse("ZA").unwrap(),
+            change_id: Some("C1".into()),
+            ttl,
+            insync_at,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn early_deletes_are_drained_only_for_the_ttl_they_have_left() {
+        let early = Instant::now();
+        tokio::time::advance(Duration::from_secs(100)).await;
+        let later = Instant::now();
+        tokio::time::advance(Duration::from_secs(20)).await;
+        let now = Instant::now();
+
+        // Long done: nothing left to wait for.
+        assert!(drained_at(&[deleted(60, Some(early))], now) <= now);
+        // Seen INSYNC 20 s ago with a TTL of 60 s: 40 s left.
+        let until = drained_at(&[deleted(60, Some(early)), deleted(60, Some(later))], now);
+        assert_eq!(until - now, Duration::from_secs(40));
+        // A delete seen INSYNC only now waits its whole TTL, and the longest
+        // wait wins.
+        let until = drained_at(&[deleted(60, Some(later)), deleted(50, None)], now);
+        assert_eq!(until - now, Duration::from_secs(50));
+        assert_eq!(drained_at(&[], now), now);
+    }
 }

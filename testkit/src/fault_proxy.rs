@@ -2,7 +2,7 @@
 //! the real service and network produce: Route 53's own XML errors
 //! (`Throttling`, `PriorRequestNotComplete`, `AccessDenied`), bare 500s,
 //! requests that hang or are held for a while, answers lost after the
-//! change was made, and refused connections.
+//! change was made, changes still PENDING, and refused connections.
 //! It counts the requests it sees by Route 53 action, and keeps when each
 //! one arrived and was answered; it can also throttle each action with a
 //! token bucket of its own, as Route 53 does.
@@ -88,13 +88,17 @@ pub enum Fault {
     /// connection without giving it to the client: the change is made, and
     /// the client sees the connection drop.
     Lost,
+    /// For GetChange: answer that the change is still PENDING, as Route 53
+    /// does for up to a minute or so after a change.
+    Pending,
 }
 
 /// Which requests a rule applies to, and how often.
 struct Rule {
     action: Action,
-    /// Only requests whose body holds this text (a record name, say).
-    body_contains: Option<String>,
+    /// Only requests whose path or body holds this text (a zone id, a
+    /// record name).
+    contains: Option<String>,
     /// Faults to apply in turn; the last one repeats when `forever`.
     faults: VecDeque<Fault>,
     forever: bool,
@@ -157,7 +161,7 @@ impl Shared {
     }
 
     /// The fault for this request, if any rule takes it.
-    fn fault_for(&self, action: Action, body: &[u8]) -> Option<Fault> {
+    fn fault_for(&self, action: Action, path: &str, body: &[u8]) -> Option<Fault> {
         let mut state = self.lock();
         if state.hang_all {
             return Some(Fault::Hang);
@@ -166,9 +170,9 @@ impl Shared {
         let position = state.rules.iter().position(|rule| {
             rule.action == action
                 && rule
-                    .body_contains
+                    .contains
                     .as_deref()
-                    .is_none_or(|text| body.contains(text))
+                    .is_none_or(|text| path.contains(text) || body.contains(text))
         })?;
         let rule = &mut state.rules[position];
         let fault = if rule.forever && rule.faults.len() == 1 {
@@ -224,19 +228,19 @@ impl FaultProxy {
         self.add(action, None, faults, false);
     }
 
-    /// Applies `fault` to every request for `action` whose body holds
-    /// `text`, from now on.
+    /// Applies `fault` to every request for `action` whose path or body
+    /// holds `text`, from now on.
     pub fn always(&self, action: Action, text: &str, fault: Fault) {
         self.add(action, Some(text.to_string()), &[fault], true);
     }
 
-    fn add(&self, action: Action, body_contains: Option<String>, faults: &[Fault], forever: bool) {
+    fn add(&self, action: Action, contains: Option<String>, faults: &[Fault], forever: bool) {
         if faults.is_empty() {
             return;
         }
         self.shared.lock().rules.push(Rule {
             action,
-            body_contains,
+            contains,
             faults: faults.iter().cloned().collect(),
             forever,
         });
@@ -360,7 +364,7 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>) {
         let fault = if throttled {
             Some(Fault::Throttling)
         } else {
-            shared.fault_for(action, &request.body)
+            shared.fault_for(action, &request.path, &request.body)
         };
         let answer = match fault {
             None => {
@@ -398,6 +402,7 @@ async fn serve(mut client: TcpStream, shared: Arc<Shared>) {
                 "InvalidChangeBatch",
                 "[RRSet of type A with DNS name is not permitted in zone]",
             ),
+            Some(Fault::Pending) => pending_answer(&request.path),
             Some(Fault::ServerError) => {
                 "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n".to_string()
             }
@@ -430,6 +435,25 @@ fn error_answer(status: u16, code: &str, message: &str) -> String {
     format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: text/xml\r\nx-amzn-RequestId: \
          {request_id}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// A GetChange answer saying the change the path names is PENDING.
+fn pending_answer(path: &str) -> String {
+    let change_id = path
+        .split('?')
+        .next()
+        .and_then(|path| path.rsplit('/').next())
+        .unwrap_or_default();
+    let body = format!(
+        "<?xml version=\"1.0\"?>\n<GetChangeResponse \
+         xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\"><ChangeInfo>\
+         <Id>/change/{change_id}</Id><Status>PENDING</Status>\
+         <SubmittedAt>2026-01-01T00:00:00.000Z</SubmittedAt></ChangeInfo></GetChangeResponse>"
+    );
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
 }

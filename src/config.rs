@@ -2,8 +2,9 @@
 //! every rule before the agent opens a socket.
 //!
 //! Deserialisation turns each value into a checked type (a hosted zone id, a
-//! name template, a record type); [`Config::validate`] then applies the rules
-//! that span fields. Every error names the file and the key to fix.
+//! name template, a record type); one validation pass (`RawConfig::validate`)
+//! then applies the rules that span fields. Every error names the file and
+//! the key to fix.
 
 use std::collections::BTreeSet;
 use std::fmt;

@@ -311,16 +311,24 @@ impl Registrar {
         let sets = self.route53.sets_at(&record.zone_id, &record.name).await?;
         let live = sets.into_iter().find(|set| set.is_set_of(record));
         let marker = self.marker_set(&record.zone_id, &marker_name).await?;
-        let ours = marker.filter(|set| {
-            owner::owner(Some(set), &set.values, &self.instance_id, record) == owner::Owner::Us
-        });
+        let owned_by = |live: &LiveSet| {
+            let values = marker.as_ref().map_or(&[][..], |set| &set.values[..]);
+            owner::owner(Some(live), values, &self.instance_id, record)
+        };
+        let ours = marker
+            .clone()
+            .filter(|set| owned_by(set) == owner::Owner::Us);
 
         let mut writes = Vec::new();
         let outcome = match &live {
             None => DeleteOutcome::AlreadyGone,
             Some(live) if ours.is_none() => {
+                let whose = match owned_by(live) {
+                    owner::Owner::Instance(other) => format!("its marker names instance {other}"),
+                    _ => "no marker of ours beside it: a person's or another tool's".to_string(),
+                };
                 return Ok(DeleteOutcome::LeftAlone(format!(
-                    "{live} is not marked as this instance's (no marker of ours beside it)"
+                    "{live} is not marked as this instance's ({whose})"
                 )));
             }
             Some(live)

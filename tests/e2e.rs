@@ -519,7 +519,8 @@ async fn deregister_leaves_a_record_that_holds_other_values() {
     let finished = world.once("deregister", &world.simple_config()).await;
     assert_eq!(finished.code, Some(0), "{finished:?}");
     assert!(
-        finished.stderr.contains("not marked as this instance's"),
+        finished.stderr.contains("not marked as this instance's")
+            && finished.stderr.contains("a person's or another tool's"),
         "{finished:?}"
     );
     assert_eq!(

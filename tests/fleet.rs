@@ -96,6 +96,13 @@ async fn a_second_instance_refuses_a_taken_name_or_takes_it_over() {
         [marker_of("i-0bbbbbbbbbbbbbbbb", "A")]
     );
     assert!(first.log().contains("left alone"), "{}", first.log());
+    assert!(
+        first
+            .log()
+            .contains("its marker names instance i-0bbbbbbbbbbbbbbbb"),
+        "the warning names the new owner: {}",
+        first.log()
+    );
 }
 
 #[tokio::test]

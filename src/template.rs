@@ -92,10 +92,10 @@ pub enum RenderError {
     #[error(
         "the name uses tag `{key}`, but instance metadata has no tags for this instance: \
          instance metadata tags are not enabled (or the instance has no tag at all yet); enable them with `aws ec2 modify-instance-metadata-options \
-         --instance-id ID --instance-metadata-tags enabled` (or \
+         --instance-id {instance_id} --instance-metadata-tags enabled` (or \
          InstanceMetadataTags=enabled in the launch template)"
     )]
-    TagsDisabled { key: String },
+    TagsDisabled { key: String, instance_id: String },
     #[error("the instance has no tag `{key}` (yet)")]
     TagMissing { key: String },
     #[error("tag `{key}` has value {value:?}, which cannot be a DNS label: {source}")]
@@ -309,9 +309,10 @@ fn field_value(field: &Field, values: &impl FieldValues) -> Result<String, Rende
 }
 
 fn tag_value(key: &str, values: &impl FieldValues) -> Result<String, RenderError> {
-    let tags = values
-        .tags()
-        .ok_or_else(|| RenderError::TagsDisabled { key: key.into() })?;
+    let tags = values.tags().ok_or_else(|| RenderError::TagsDisabled {
+        key: key.into(),
+        instance_id: values.instance_id().into(),
+    })?;
     let value = tags
         .get(key)
         .ok_or_else(|| RenderError::TagMissing { key: key.into() })?;
@@ -472,7 +473,10 @@ mod tests {
         let template = NameTemplate::parse("{tag:Name}.example.com").unwrap();
         assert_eq!(
             template.render(&Facts { tags: None }),
-            Err(RenderError::TagsDisabled { key: "Name".into() })
+            Err(RenderError::TagsDisabled {
+                key: "Name".into(),
+                instance_id: "i-0abc".into()
+            })
         );
         assert_eq!(
             template.render(&with_tags(&[("Role", "web")])),
@@ -489,9 +493,13 @@ mod tests {
 
     #[test]
     fn tags_disabled_error_says_how_to_enable_them() {
-        let message = RenderError::TagsDisabled { key: "Name".into() }.to_string();
+        let message = RenderError::TagsDisabled {
+            key: "Name".into(),
+            instance_id: "i-0abc".into(),
+        }
+        .to_string();
         assert!(
-            message.contains("--instance-metadata-tags enabled"),
+            message.contains("--instance-id i-0abc --instance-metadata-tags enabled"),
             "{message}"
         );
     }

@@ -171,6 +171,12 @@ fn execute(cli: &Cli, out: &mut Output) -> u8 {
         Ok(config) => config,
         Err(error) => {
             error!("{}", crate::error_chain(&error));
+            if error.is_missing_file() {
+                error!(
+                    "write one there (config/example.toml in the repository is a start), \
+                     or name another with --config PATH"
+                );
+            }
             return exit::CONFIG;
         }
     };

@@ -211,6 +211,15 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
 }
 
+impl ConfigError {
+    /// True when there is no file at the path: the usual first slip, a
+    /// config written elsewhere than where the agent looks.
+    pub fn is_missing_file(&self) -> bool {
+        matches!(self, ConfigError::Read { source, .. }
+            if source.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
 impl Config {
     /// Reads, parses and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
@@ -461,11 +470,14 @@ struct RawRecord {
     #[serde(rename = "type", default)]
     record_type: Option<RecordType>,
     value: Option<ValueSource>,
-    ttl: Option<u32>,
+    /// Wider than the checked type, so that a value out of range gets the
+    /// range in its error rather than serde's "expected u32".
+    ttl: Option<i64>,
     set_identifier: Option<LabelTemplate>,
     #[serde(default)]
     multivalue: bool,
-    weight: Option<u8>,
+    /// As `ttl`: checked against 0 to 255 in `validate`.
+    weight: Option<i64>,
     #[serde(default)]
     takeover: bool,
     reverse_zone_id: Option<ZoneId>,
@@ -642,15 +654,24 @@ impl RawRecord {
                 record_type.article()
             )));
         }
-        let ttl = self.ttl.unwrap_or(DEFAULT_TTL);
-        if ttl > MAX_TTL {
-            return Err(at(format!("ttl {ttl} is above {MAX_TTL}")));
-        }
+        let ttl = match self.ttl {
+            None => DEFAULT_TTL,
+            Some(ttl) => u32::try_from(ttl)
+                .ok()
+                .filter(|ttl| *ttl <= MAX_TTL)
+                .ok_or_else(|| at(format!("ttl {ttl} is outside 0 to {MAX_TTL} seconds")))?,
+        };
+        let weight = match self.weight {
+            None => None,
+            Some(weight) => Some(
+                u8::try_from(weight)
+                    .map_err(|_| at(format!("weight {weight} is outside 0 to 255")))?,
+            ),
+        };
         let zone =
             zone_ref(self.zone_id.clone(), self.zone.as_deref(), self.private).map_err(at)?;
         check_within_named_zone(&self.name, &zone).map_err(at)?;
-        let routing =
-            routing(self.set_identifier.clone(), self.multivalue, self.weight).map_err(at)?;
+        let routing = routing(self.set_identifier.clone(), self.multivalue, weight).map_err(at)?;
         if record_type == RecordType::Cname && routing != Routing::Simple {
             return Err(at("a CNAME record is written as a simple record; remove \
                  set_identifier, multivalue and weight"

@@ -202,6 +202,10 @@ async fn a_bad_config_is_refused_before_any_network_call() {
         finished.stderr.contains("cannot read config file"),
         "{finished:?}"
     );
+    assert!(
+        finished.stderr.contains("--config PATH"),
+        "a missing file says how to name another: {finished:?}"
+    );
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@
 mod faults;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::time::Duration;
 
 use tokio::time::{Instant, sleep, timeout_at};
@@ -20,7 +21,7 @@ use tracing::{debug, error, info, warn};
 use crate::config::{Config, ZoneId, ZoneRef};
 use crate::metadata::{InstanceFacts, Metadata, MetadataError, Needs};
 use crate::notify;
-use crate::plan::{self, DesiredRecord, PlanError, Planned, Slot, Zones};
+use crate::plan::{self, DesiredRecord, Lacks, PlanError, Planned, RecordSet, Slot, Zones};
 use crate::registrar::{DeleteOutcome, Expect, Registrar};
 use crate::retry::{Class, Classify, GaveUp};
 use crate::route53::{Route53, Route53Error};
@@ -241,7 +242,7 @@ impl Agent {
                         .push(self.reported.get(&slot).cloned().unwrap_or_default());
                 }
                 Planned::Ready(record) => changed.push((slot, record)),
-                Planned::Waiting(why) => report.problems.push(self.note(slot, why, false)),
+                Planned::Waiting { why, .. } => report.problems.push(self.note(slot, why, false)),
                 Planned::Failed(why) => {
                     report.problems.push(self.note(slot, why.to_string(), true))
                 }
@@ -362,7 +363,7 @@ impl Agent {
             .call("delete old name", || registrar.delete(old, Expect::Written))
             .await;
         match deleted.map_err(AgentError::from) {
-            Ok(outcome) => log_delete(old, &outcome, "old name"),
+            Ok(outcome) => log_delete(&old.zone_id, old, &outcome, "old name"),
             Err(error) => error!(record = %old, error = %error, "could not delete the old name"),
         }
     }
@@ -408,7 +409,7 @@ impl Agent {
                 .await;
             match deleted.map_err(AgentError::from) {
                 Ok(outcome) => {
-                    log_delete(&record, &outcome, "shutdown");
+                    log_delete(&record.zone_id, &record, &outcome, "shutdown");
                     self.faults.note_deleted(&record, &outcome);
                     // Gone from this record set, whether it was remembered
                     // as written, as sent, or both.
@@ -460,28 +461,38 @@ impl Agent {
     }
 
     /// Deletes the records the current facts describe, each only while its
-    /// marker names this instance: the one-shot `deregister`.
+    /// marker names this instance: the one-shot `deregister`. The live
+    /// values are deleted, so a record whose value the instance no longer
+    /// has is deleted too, by its record set; only one whose record set is
+    /// not known (a tag missing) cannot be.
     pub async fn deregister_planned(&mut self) -> Result<(), AgentError> {
         let (facts, planned) = self.plan().await?;
         let registrar = self.registrar(facts.owner_id());
         let mut problems = Vec::new();
         for (_, entry) in planned {
-            match entry {
-                Planned::Ready(record) => {
-                    let deleted = self
-                        .faults
-                        .retry
-                        .call("delete records", || {
-                            registrar.delete(&record, Expect::Marked)
-                        })
-                        .await;
-                    match deleted.map_err(AgentError::from) {
-                        Ok(outcome) => log_delete(&record, &outcome, "deregister"),
-                        Err(error) => problems.push(format!("{record} ({error})")),
-                    }
+            let set = match entry {
+                Planned::Ready(record) => RecordSet::from(&record),
+                Planned::Waiting {
+                    lacks: Lacks::Value { set: Some(set) },
+                    ..
+                } => set,
+                Planned::Waiting { why, .. } => {
+                    problems.push(format!("which record set to delete is not known: {why}"));
+                    continue;
                 }
-                Planned::Waiting(why) => problems.push(format!("name or value unknown: {why}")),
-                Planned::Failed(why) => problems.push(why.to_string()),
+                Planned::Failed(why) => {
+                    problems.push(why.to_string());
+                    continue;
+                }
+            };
+            let deleted = self
+                .faults
+                .retry
+                .call("delete records", || registrar.delete_marked(&set))
+                .await;
+            match deleted.map_err(AgentError::from) {
+                Ok(outcome) => log_delete(&set.zone_id, &set, &outcome, "deregister"),
+                Err(error) => problems.push(format!("{set} ({error})")),
             }
         }
         if problems.is_empty() {
@@ -513,7 +524,7 @@ impl Agent {
                         record.set_identifier.clone(),
                     ));
                 }
-                Planned::Waiting(why) => unknown.push(why),
+                Planned::Waiting { why, .. } => unknown.push(why),
                 Planned::Failed(why) => unknown.push(why.to_string()),
             }
         }
@@ -545,16 +556,16 @@ fn changed_record(changed: &[(Slot, DesiredRecord)], slot: Slot) -> &DesiredReco
         .unwrap_or_else(|| unreachable!("a batch only reports slots it was given"))
 }
 
-fn log_delete(record: &DesiredRecord, outcome: &DeleteOutcome, why: &str) {
+fn log_delete(zone_id: &ZoneId, record: &dyn fmt::Display, outcome: &DeleteOutcome, why: &str) {
     match outcome {
         DeleteOutcome::Deleted { .. } => {
-            info!(zone_id = %record.zone_id, record = %record, reason = why, "record deleted")
+            info!(zone_id = %zone_id, record = %record, reason = why, "record deleted")
         }
         DeleteOutcome::AlreadyGone => {
-            info!(zone_id = %record.zone_id, record = %record, reason = why, "record already gone")
+            info!(zone_id = %zone_id, record = %record, reason = why, "record already gone")
         }
         DeleteOutcome::LeftAlone(detail) => warn!(
-            zone_id = %record.zone_id, record = %record, reason = why,
+            zone_id = %zone_id, record = %record, reason = why,
             "{detail}; left alone"
         ),
     }

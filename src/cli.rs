@@ -435,7 +435,7 @@ async fn print_plan(agent: &mut Agent, out: &mut Output) -> Result<(), AgentErro
                     }
                 }
             }
-            Planned::Waiting(why) => out.line(format_args!("wait    {why}")),
+            Planned::Waiting { why, .. } => out.line(format_args!("wait    {why}")),
             Planned::Failed(why) => {
                 out.line(format_args!("error   {why}"));
                 failed.push(why.to_string());

@@ -504,6 +504,45 @@ async fn logs_hold_no_token_and_no_credentials_even_at_trace() {
 }
 
 #[tokio::test]
+async fn deregister_deletes_by_marker_a_record_whose_value_is_gone() {
+    let world = World::new().await;
+    let name = world.name("pub");
+    world.imds.set("public-ipv4", "203.0.113.7");
+    world.imds.set("ipv6", "2001:db8::10");
+    let config = world.config(
+        r#"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "pub.{ZONE}"
+        value = "public-ipv4"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "pub.{ZONE}"
+        type = "AAAA"
+        "#,
+    );
+    let register = world.once("register", &config).await;
+    assert_eq!(register.code, Some(0), "{register:?}");
+
+    // The Elastic IP is released and IPv6 taken away: IMDS answers 404.
+    world.imds.remove("public-ipv4");
+    world.imds.remove("ipv6");
+    let deregister = world.once("deregister", &config).await;
+    assert_eq!(deregister.code, Some(0), "{deregister:?}");
+    for (rr_type, label) in [(RrType::A, "a"), (RrType::Aaaa, "aaaa")] {
+        assert_eq!(world.record(&name, rr_type).await, None, "{deregister:?}");
+        let marker = world
+            .marker(&format!("_route53-agent.{label}.{name}"))
+            .await;
+        assert!(marker.is_empty(), "{marker:?}");
+    }
+
+    // Nothing left: deregistering again is still a success.
+    let again = world.once("deregister", &config).await;
+    assert_eq!(again.code, Some(0), "{again:?}");
+}
+
+#[tokio::test]
 async fn deregister_leaves_a_record_that_holds_other_values() {
     let world = World::new().await;
     let name = world.name("web-1");

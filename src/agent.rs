@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::time::{Instant, sleep, timeout_at};
 use tracing::{debug, error, info, warn};
 
-use crate::config::{Config, ZoneId, ZoneRef};
+use crate::config::{Config, ValueSource, ZoneId, ZoneRef};
 use crate::metadata::{InstanceFacts, Metadata, MetadataError, Needs};
 use crate::notify;
 use crate::plan::{self, DesiredRecord, Lacks, PlanError, Planned, RecordSet, Slot, Zones};
@@ -107,6 +107,9 @@ pub struct Agent {
     /// every poll.
     reported: BTreeMap<Slot, String>,
     instance_id: Option<String>,
+    /// The values instance metadata gave at some read: one missing now is
+    /// gone, not yet to come.
+    had: Vec<ValueSource>,
     faults: faults::Faults,
     state: State,
     /// Why the instance is out of service, while a lifecycle notice says so.
@@ -131,6 +134,7 @@ impl Agent {
             rejected: BTreeMap::new(),
             reported: BTreeMap::new(),
             instance_id: None,
+            had: Vec::new(),
         }
     }
 
@@ -181,7 +185,12 @@ impl Agent {
     pub async fn plan(&mut self) -> Result<(InstanceFacts, Vec<(Slot, Planned)>), AgentError> {
         let facts = self.metadata.read(&self.needs).await?;
         self.instance_id = Some(facts.owner_id().to_string());
-        let mut planned = plan::plan(&self.config, &facts, &self.zones);
+        let mut planned = plan::plan_since(&self.config, &facts, &self.zones, &self.had);
+        for spec in &self.config.records {
+            if plan::has_value(spec.value, &facts) && !self.had.contains(&spec.value) {
+                self.had.push(spec.value);
+            }
+        }
         for (_, entry) in &mut planned {
             if let Planned::Failed(PlanError::UnknownZone { template, zone }) = entry
                 && let Some(why) = self.unavailable.get(zone)
@@ -213,7 +222,8 @@ impl Agent {
     /// One pass: read the facts, plan, and write what differs from what was
     /// written before, one change batch per name. A record whose name changed
     /// is written under the new name first; the old one is then deleted if it
-    /// is still ours.
+    /// is still ours. One whose value the instance no longer has is deleted
+    /// (see `delete_dangling`).
     pub async fn sync(&mut self) -> Result<SyncReport, AgentError> {
         let (facts, planned) = self.plan().await?;
         if let Some(reason) = facts.leaving {
@@ -242,6 +252,12 @@ impl Agent {
                         .push(self.reported.get(&slot).cloned().unwrap_or_default());
                 }
                 Planned::Ready(record) => changed.push((slot, record)),
+                Planned::Waiting {
+                    why,
+                    lacks: Lacks::Value { .. },
+                } if self.written.contains_key(&slot) => report
+                    .problems
+                    .push(self.delete_dangling(&registrar, slot, why).await),
                 Planned::Waiting { why, .. } => report.problems.push(self.note(slot, why, false)),
                 Planned::Failed(why) => {
                     report.problems.push(self.note(slot, why.to_string(), true))
@@ -344,6 +360,56 @@ impl Agent {
         SyncReport {
             problems: vec![format!("not registering: {reason}")],
             ..SyncReport::default()
+        }
+    }
+
+    /// Deletes a record this process wrote whose value the instance no
+    /// longer has: instance metadata answered that it has none (404), as
+    /// after an Elastic IP is disassociated or an IPv6 address removed. The
+    /// name would otherwise point at a released address, which another AWS
+    /// customer may come to hold. Deleted as at shutdown: only while it
+    /// holds what was written and the marker is ours; one someone else
+    /// changed is left to them. Once gone (or left) the record is no longer
+    /// `written`, so it is written again when the value comes back. A
+    /// metadata outage never comes here: a read that fails fails the pass.
+    /// Returns the problem to report.
+    async fn delete_dangling(&mut self, registrar: &Registrar, slot: Slot, why: String) -> String {
+        let Some(record) = self.written.get(&slot).cloned() else {
+            return why;
+        };
+        let deleted = self
+            .faults
+            .retry
+            .call("delete records", || {
+                registrar.delete(&record, Expect::Written)
+            })
+            .await;
+        match deleted.map_err(AgentError::from) {
+            Ok(outcome) => {
+                let reason = format!("{why}, which the record points at");
+                log_delete(&record.zone_id, &record, &outcome, &reason);
+                self.written.remove(&slot);
+                // Said once, as the reason of the delete.
+                self.reported.insert(slot, why.clone());
+                why
+            }
+            // Shutdown came: deregistration deletes it.
+            Err(AgentError::Interrupted) => why,
+            Err(error) => {
+                let problem = format!(
+                    "{record} points at an address the instance no longer has ({why}) and \
+                     could not be deleted: {error}"
+                );
+                if self.reported.get(&slot) != Some(&problem) {
+                    warn!(
+                        zone_id = %record.zone_id, record = %record, error = %error,
+                        "{why}; cannot delete the record that points at it yet, trying again \
+                         next poll"
+                    );
+                    self.reported.insert(slot, problem.clone());
+                }
+                problem
+            }
         }
     }
 

@@ -247,12 +247,24 @@ pub fn check_zones(config: &Config, zones: &Zones) -> Result<(), PlanError> {
 /// Works out every configured record from the facts, in configuration
 /// order: each `[[record]]`, then its PTR record if it asks for one.
 pub fn plan(config: &Config, facts: &InstanceFacts, zones: &Zones) -> Vec<(Slot, Planned)> {
+    plan_since(config, facts, zones, &[])
+}
+
+/// [`plan`], for facts read again: `had` are the values instance metadata
+/// gave at an earlier read, so that a record waiting for one says that
+/// the instance no longer has it, not that it has none yet.
+pub fn plan_since(
+    config: &Config,
+    facts: &InstanceFacts,
+    zones: &Zones,
+    had: &[ValueSource],
+) -> Vec<(Slot, Planned)> {
     let mut claimed: Vec<(DesiredRecord, usize)> = Vec::new();
     let mut entries = Vec::new();
     for (index, spec) in config.records.iter().enumerate() {
-        let main = plan_one(spec, facts, zones);
+        let main = plan_one(spec, facts, zones, had);
         let ptr = spec.reverse_zone.as_ref().map(|reverse| match &main {
-            Planned::Ready(record) => plan_ptr(spec, record, facts, reverse, zones),
+            Planned::Ready(record) => plan_ptr(spec, record, facts, reverse, zones, had),
             // A PTR record's value is the record's name, and its name the
             // private address that the record's value is.
             Planned::Waiting { why, lacks } => Planned::Waiting {
@@ -326,7 +338,12 @@ fn clash(record: &DesiredRecord, other: &DesiredRecord) -> Option<&'static str> 
     None
 }
 
-fn plan_one(spec: &RecordSpec, facts: &InstanceFacts, zones: &Zones) -> Planned {
+fn plan_one(
+    spec: &RecordSpec,
+    facts: &InstanceFacts,
+    zones: &Zones,
+    had: &[ValueSource],
+) -> Planned {
     if let Some(why) = facts.task_error.as_ref().filter(|_| uses_task(spec)) {
         return Planned::Failed(PlanError::Value {
             template: spec.name.to_string(),
@@ -350,7 +367,7 @@ fn plan_one(spec: &RecordSpec, facts: &InstanceFacts, zones: &Zones) -> Planned 
             lacks: Lacks::Name,
         },
         RenderError::TagMissing { key } => Planned::Waiting {
-            why: format!("{}, nor tag `{key}`", no_value(spec.value)),
+            why: format!("{}, nor tag `{key}`", no_value(spec.value, had)),
             lacks: Lacks::Value { set: None },
         },
         source => Planned::Failed(PlanError::Render {
@@ -399,7 +416,7 @@ fn plan_one(spec: &RecordSpec, facts: &InstanceFacts, zones: &Zones) -> Planned 
             ttl: spec.ttl,
         };
         return Planned::Waiting {
-            why: no_value(spec.value),
+            why: no_value(spec.value, had),
             lacks: Lacks::Value { set: Some(set) },
         };
     };
@@ -422,10 +439,11 @@ fn plan_ptr(
     facts: &InstanceFacts,
     reverse: &ZoneRef,
     zones: &Zones,
+    had: &[ValueSource],
 ) -> Planned {
     let Some(ip) = facts.local_ipv4 else {
         return Planned::Waiting {
-            why: no_value(ValueSource::LocalIpv4),
+            why: no_value(ValueSource::LocalIpv4, had),
             lacks: Lacks::Value { set: None },
         };
     };
@@ -469,8 +487,17 @@ fn task_network_mode(source: ValueSource, facts: &InstanceFacts) -> Option<&str>
 }
 
 /// Why a record waits for a value instance metadata does not give.
-fn no_value(source: ValueSource) -> String {
-    format!("the instance has no {source} yet")
+fn no_value(source: ValueSource, had: &[ValueSource]) -> String {
+    if had.contains(&source) {
+        format!("the instance no longer has {source}")
+    } else {
+        format!("the instance has no {source} yet")
+    }
+}
+
+/// True when the facts hold a value from `source`.
+pub fn has_value(source: ValueSource, facts: &InstanceFacts) -> bool {
+    value_of(source, facts).is_some()
 }
 
 fn value_of(source: ValueSource, facts: &InstanceFacts) -> Option<String> {
@@ -667,6 +694,14 @@ mod tests {
         later.public_ipv4 = Some(Ipv4Addr::new(203, 0, 113, 7));
         let planned = plan(&config, &later, &zones());
         assert_eq!(ready(&planned, 0).values, ["203.0.113.7"]);
+
+        // Released again: the instance had one, and no longer has.
+        let planned = plan_since(&config, &facts(), &zones(), &[ValueSource::PublicIpv4]);
+        assert!(
+            matches!(&planned[0].1, Planned::Waiting { why, .. }
+                if why == "the instance no longer has public-ipv4"),
+            "{planned:?}"
+        );
     }
 
     #[test]

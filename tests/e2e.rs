@@ -386,6 +386,97 @@ async fn a_public_address_that_appears_later_is_registered() {
 }
 
 #[tokio::test]
+async fn a_released_public_address_is_deleted_and_a_new_one_written() {
+    let world = World::new().await;
+    let name = world.name("pub");
+    let marker = format!("_route53-agent.a.{name}");
+    world.imds.set("public-ipv4", "203.0.113.7");
+    let config = world.config(
+        r#"
+        poll_interval = "1s"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "pub.{ZONE}"
+        value = "public-ipv4"
+        ttl = 300
+        "#,
+    );
+    let mut agent = world.spawn(&config);
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(300, &["203.0.113.7"]))
+        .await;
+
+    // An outage is not a released address: nothing is deleted.
+    world.imds.fail_next(u32::MAX, 503);
+    agent.wait_log("pass failed", SOON).await;
+    world.imds.fail_next(0, 503);
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((300, vec!["203.0.113.7".to_string()])),
+        "{}",
+        agent.log()
+    );
+
+    // The Elastic IP is disassociated: IMDS answers 404 for public-ipv4.
+    world.imds.remove("public-ipv4");
+    let couple_of_polls = Duration::from_secs(5);
+    world
+        .wait_for(&agent, &name, RrType::A, couple_of_polls, absent)
+        .await;
+    assert!(world.marker(&marker).await.is_empty(), "{}", agent.log());
+    assert!(
+        agent.log().contains("no longer has public-ipv4"),
+        "{}",
+        agent.log()
+    );
+
+    // Another address is associated.
+    world.imds.set("public-ipv4", "198.51.100.9");
+    world
+        .wait_for(
+            &agent,
+            &name,
+            RrType::A,
+            SOON,
+            holds(300, &["198.51.100.9"]),
+        )
+        .await;
+    assert!(!world.marker(&marker).await.is_empty(), "{}", agent.log());
+
+    agent.stop().await;
+    assert_eq!(world.record(&name, RrType::A).await, None);
+    assert!(world.marker(&marker).await.is_empty(), "{}", agent.log());
+}
+
+#[tokio::test]
+async fn a_tag_that_disappears_keeps_the_record_and_waits() {
+    let world = World::new().await;
+    let name = world.name("web-1");
+    // Another tag, so that tags/instance/ stays (as on an instance with
+    // more than one tag) when Name goes.
+    world.imds.set("tags/instance/Team", "web");
+    let mut agent = world.spawn(&world.simple_config());
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+
+    // The name is unknown now, not the address: the record stays.
+    world.imds.remove("tags/instance/Name");
+    agent
+        .wait_log("waiting: the instance has no tag `Name`", SOON)
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((60, vec!["10.0.0.10".to_string()])),
+        "{}",
+        agent.log()
+    );
+    agent.stop().await;
+    assert_eq!(world.record(&name, RrType::A).await, None);
+}
+
+#[tokio::test]
 async fn aaaa_records_come_from_ipv6() {
     let world = World::new().await;
     let name = world.name("web-1");

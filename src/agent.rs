@@ -39,6 +39,10 @@ pub enum AgentError {
     Zones(#[source] PlanError),
     #[error("{count} record(s) could not be written: {details}")]
     NotWritten { count: usize, details: String },
+    /// What `plan` found: it writes nothing, so nothing "could not be
+    /// written"; these would not be.
+    #[error("{count} record(s) would not be written: {details}")]
+    NotPlanned { count: usize, details: String },
     #[error("{count} record(s) could not be deleted: {details}")]
     NotDeleted { count: usize, details: String },
     #[error(

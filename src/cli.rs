@@ -445,7 +445,7 @@ async fn print_plan(agent: &mut Agent, out: &mut Output) -> Result<(), AgentErro
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(AgentError::NotWritten {
+        Err(AgentError::NotPlanned {
             count: failed.len(),
             details: failed.join("; "),
         })

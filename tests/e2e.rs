@@ -305,6 +305,11 @@ async fn a_garbage_value_fails_only_the_records_that_use_it() {
     let plan = world.once("plan", &config).await;
     assert_eq!(plan.code, Some(1), "{plan:?}");
     assert!(!plan.stdout.contains("CNAME"), "no CNAME planned: {plan:?}");
+    // plan writes nothing: it says what would not be written.
+    assert!(
+        plan.stderr.contains("1 record(s) would not be written"),
+        "{plan:?}"
+    );
     assert!(plan.stdout.contains(" A 60 10.0.0.10"), "{plan:?}");
 
     let finished = world.once("register", &config).await;

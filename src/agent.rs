@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Duration;
 
-use tokio::time::{Instant, sleep, timeout_at};
+use tokio::time::{Instant, sleep, timeout, timeout_at};
 use tracing::{debug, error, info, warn};
 
 use crate::config::{Config, ValueSource, ZoneId, ZoneRef};
@@ -55,12 +55,14 @@ pub enum AgentError {
     #[error("shutdown was asked for before the call succeeded")]
     Interrupted,
     #[error(
-        "{command} gave up after {after} (shutdown_timeout) without the answers it needs from \
-         Route 53 or instance metadata; the log above says what failed"
+        "{command} gave up after {after} (shutdown_timeout) without the answers it needs: \
+         {waiting}"
     )]
     TimedOut {
         command: &'static str,
         after: String,
+        /// What it was waiting for, and the failure before, if any.
+        waiting: String,
     },
 }
 
@@ -118,6 +120,9 @@ pub struct Agent {
     state: State,
     /// Why the instance is out of service, while a lifecycle notice says so.
     leaving: Option<String>,
+    /// What a call made outside the retry loop waits for, while it does
+    /// (reading instance metadata, say): see [`Agent::bounded`].
+    awaiting: Option<&'static str>,
 }
 
 impl Agent {
@@ -139,6 +144,7 @@ impl Agent {
             reported: BTreeMap::new(),
             instance_id: None,
             had: Vec::new(),
+            awaiting: None,
         }
     }
 
@@ -187,7 +193,10 @@ impl Agent {
 
     /// Reads the facts and plans every record, writing nothing.
     pub async fn plan(&mut self) -> Result<(InstanceFacts, Vec<(Slot, Planned)>), AgentError> {
-        let facts = self.metadata.read(&self.needs).await?;
+        self.awaiting = Some("instance metadata had not answered");
+        let facts = self.metadata.read(&self.needs).await;
+        self.awaiting = None;
+        let facts = facts?;
         self.instance_id = Some(facts.owner_id().to_string());
         let mut planned = plan::plan_since(&self.config, &facts, &self.zones, &self.had);
         for spec in &self.config.records {
@@ -212,11 +221,14 @@ impl Agent {
     /// What a registration would do with `record` now: how it would write
     /// it, or why it would leave it alone. Reads, writes nothing.
     pub async fn preview(
-        &self,
+        &mut self,
         owner_id: &str,
         record: &DesiredRecord,
     ) -> Result<Result<String, String>, AgentError> {
-        Ok(self.registrar(owner_id).preview(record).await?)
+        self.awaiting = Some("Route 53 had not answered a read of what is live");
+        let preview = self.registrar(owner_id).preview(record).await;
+        self.awaiting = None;
+        Ok(preview?)
     }
 
     fn registrar(&self, instance_id: &str) -> Registrar {
@@ -608,8 +620,41 @@ impl Agent {
             });
         }
         let zones = self.zones.values().map(|zone| zone.id.clone()).collect();
-        let removed = self.registrar(facts.owner_id()).gc(&zones, &wanted).await?;
-        Ok(removed)
+        self.awaiting = Some("Route 53 had not answered a listing or delete of garbage collection");
+        let removed = self.registrar(facts.owner_id()).gc(&zones, &wanted).await;
+        self.awaiting = None;
+        Ok(removed?)
+    }
+
+    /// Runs `work` on the agent for at most `limit`: the one-shot commands
+    /// other than `register` (which must end registered, however long Route
+    /// 53 throttles) and `deregister` (which names what it leaves behind)
+    /// give up after `shutdown_timeout` rather than retry without end. A
+    /// call that hangs logs nothing before it is given up on, so the error
+    /// names what was under way, with the failure before it.
+    pub async fn bounded<T>(
+        &mut self,
+        command: &'static str,
+        limit: Duration,
+        work: impl AsyncFnOnce(&mut Agent) -> Result<T, AgentError>,
+    ) -> Result<T, AgentError> {
+        match timeout(limit, work(self)).await {
+            Ok(result) => result,
+            Err(_) => Err(AgentError::TimedOut {
+                command,
+                after: humantime::format_duration(limit).to_string(),
+                waiting: self.waiting_for(),
+            }),
+        }
+    }
+
+    /// What the agent is waiting for, for a caller that stops waiting.
+    fn waiting_for(&self) -> String {
+        match (self.awaiting, self.faults.retry.under_way()) {
+            (Some(awaiting), _) => awaiting.to_string(),
+            (None, Some(call)) => format!("Route 53: {call}"),
+            (None, None) => "no call was under way".into(),
+        }
     }
 
     /// Records written and not yet deleted, for logs and errors.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_sdk_route53::types::RrType;
 use common::{World, absent, holds};
 use route53_agent_testkit::route53::delete;
-use route53_agent_testkit::upsert;
+use route53_agent_testkit::{Action, Fault, upsert};
 
 const SOON: Duration = Duration::from_secs(15);
 const EXIT: Duration = Duration::from_secs(15);
@@ -805,6 +805,48 @@ async fn read_only_commands_give_up_at_the_deadline_when_route53_is_unreachable(
             began.elapsed() < Duration::from_secs(10),
             "{command} took {:?}",
             began.elapsed()
+        );
+    }
+}
+
+#[tokio::test]
+async fn read_only_commands_name_the_call_route53_never_answered() {
+    let (world, relay) = World::new().await.with_relay().await;
+    let config = world.config(
+        r#"
+        shutdown_timeout = "2s"
+        request_timeout = "30s"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{tag:Name}.{ZONE}"
+        "#,
+    );
+    // Nothing fails, so nothing is logged: the error says what hung.
+    let gave_up = "gave up after 2s (shutdown_timeout) without the answers it needs: ";
+    relay.always(Action::ListRecords, &world.zone_id, Fault::Hang);
+    for (command, hung) in [
+        ("plan", "Route 53 had not answered a read of what is live"),
+        (
+            "gc",
+            "Route 53 had not answered a listing or delete of garbage collection",
+        ),
+    ] {
+        let finished = world.once(command, &config).await;
+        assert_eq!(finished.code, Some(1), "{command}: {finished:?}");
+        assert!(
+            finished.stderr.contains(&format!("{gave_up}{hung}")),
+            "{command}: {finished:?}"
+        );
+    }
+
+    relay.hang();
+    for command in ["plan", "gc"] {
+        let finished = world.once(command, &config).await;
+        assert_eq!(finished.code, Some(1), "{command}: {finished:?}");
+        let hung = "Route 53: find hosted zone had no answer to attempt 1";
+        assert!(
+            finished.stderr.contains(&format!("{gave_up}{hung}")),
+            "{command}: {finished:?}"
         );
     }
 }

@@ -267,7 +267,13 @@ impl Agent {
                         .problems
                         .push(self.reported.get(&slot).cloned().unwrap_or_default());
                 }
-                Planned::Ready(record) => changed.push((slot, record)),
+                Planned::Ready(record) => {
+                    // A new request: what was said about the last one (a
+                    // refusal, a wait) is no longer news, and a refusal of
+                    // this one is a new error.
+                    self.reported.remove(&slot);
+                    changed.push((slot, record))
+                }
                 Planned::Waiting {
                     why,
                     lacks: Lacks::Value { .. },
@@ -457,7 +463,8 @@ impl Agent {
             .all(|(slot, record)| self.rejected.get(slot) == Some(*record))
     }
 
-    /// Logs a problem with one record the first time it is seen.
+    /// Logs a problem with one record the first time it is seen for what
+    /// the agent wants of that record (see `sync`).
     fn note(&mut self, slot: Slot, why: String, is_error: bool) -> String {
         if self.reported.get(&slot) != Some(&why) {
             let template = self.config.records[slot.index].name.as_str();

@@ -12,15 +12,16 @@
 mod faults;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::time::Duration;
 
-use tokio::time::{Instant, sleep, timeout_at};
+use tokio::time::{Instant, sleep, timeout, timeout_at};
 use tracing::{debug, error, info, warn};
 
-use crate::config::{Config, ZoneId, ZoneRef};
+use crate::config::{Config, ValueSource, ZoneId, ZoneRef};
 use crate::metadata::{InstanceFacts, Metadata, MetadataError, Needs};
 use crate::notify;
-use crate::plan::{self, DesiredRecord, PlanError, Planned, Slot, Zones};
+use crate::plan::{self, DesiredRecord, Lacks, PlanError, Planned, RecordSet, Slot, Zones};
 use crate::registrar::{DeleteOutcome, Expect, Registrar};
 use crate::retry::{Class, Classify, GaveUp};
 use crate::route53::{Route53, Route53Error};
@@ -38,6 +39,10 @@ pub enum AgentError {
     Zones(#[source] PlanError),
     #[error("{count} record(s) could not be written: {details}")]
     NotWritten { count: usize, details: String },
+    /// What `plan` found: it writes nothing, so nothing "could not be
+    /// written"; these would not be.
+    #[error("{count} record(s) would not be written: {details}")]
+    NotPlanned { count: usize, details: String },
     #[error("{count} record(s) could not be deleted: {details}")]
     NotDeleted { count: usize, details: String },
     #[error(
@@ -50,12 +55,14 @@ pub enum AgentError {
     #[error("shutdown was asked for before the call succeeded")]
     Interrupted,
     #[error(
-        "{command} gave up after {after} (shutdown_timeout) without the answers it needs from \
-         Route 53 or instance metadata; the log above says what failed"
+        "{command} gave up after {after} (shutdown_timeout) without the answers it needs: \
+         {waiting}"
     )]
     TimedOut {
         command: &'static str,
         after: String,
+        /// What it was waiting for, and the failure before, if any.
+        waiting: String,
     },
 }
 
@@ -106,10 +113,16 @@ pub struct Agent {
     /// every poll.
     reported: BTreeMap<Slot, String>,
     instance_id: Option<String>,
+    /// The values instance metadata gave at some read: one missing now is
+    /// gone, not yet to come.
+    had: Vec<ValueSource>,
     faults: faults::Faults,
     state: State,
     /// Why the instance is out of service, while a lifecycle notice says so.
     leaving: Option<String>,
+    /// What a call made outside the retry loop waits for, while it does
+    /// (reading instance metadata, say): see [`Agent::bounded`].
+    awaiting: Option<&'static str>,
 }
 
 impl Agent {
@@ -130,6 +143,8 @@ impl Agent {
             rejected: BTreeMap::new(),
             reported: BTreeMap::new(),
             instance_id: None,
+            had: Vec::new(),
+            awaiting: None,
         }
     }
 
@@ -178,9 +193,17 @@ impl Agent {
 
     /// Reads the facts and plans every record, writing nothing.
     pub async fn plan(&mut self) -> Result<(InstanceFacts, Vec<(Slot, Planned)>), AgentError> {
-        let facts = self.metadata.read(&self.needs).await?;
+        self.awaiting = Some("instance metadata had not answered");
+        let facts = self.metadata.read(&self.needs).await;
+        self.awaiting = None;
+        let facts = facts?;
         self.instance_id = Some(facts.owner_id().to_string());
-        let mut planned = plan::plan(&self.config, &facts, &self.zones);
+        let mut planned = plan::plan_since(&self.config, &facts, &self.zones, &self.had);
+        for spec in &self.config.records {
+            if plan::has_value(spec.value, &facts) && !self.had.contains(&spec.value) {
+                self.had.push(spec.value);
+            }
+        }
         for (_, entry) in &mut planned {
             if let Planned::Failed(PlanError::UnknownZone { template, zone }) = entry
                 && let Some(why) = self.unavailable.get(zone)
@@ -198,11 +221,14 @@ impl Agent {
     /// What a registration would do with `record` now: how it would write
     /// it, or why it would leave it alone. Reads, writes nothing.
     pub async fn preview(
-        &self,
+        &mut self,
         owner_id: &str,
         record: &DesiredRecord,
     ) -> Result<Result<String, String>, AgentError> {
-        Ok(self.registrar(owner_id).preview(record).await?)
+        self.awaiting = Some("Route 53 had not answered a read of what is live");
+        let preview = self.registrar(owner_id).preview(record).await;
+        self.awaiting = None;
+        Ok(preview?)
     }
 
     fn registrar(&self, instance_id: &str) -> Registrar {
@@ -212,7 +238,8 @@ impl Agent {
     /// One pass: read the facts, plan, and write what differs from what was
     /// written before, one change batch per name. A record whose name changed
     /// is written under the new name first; the old one is then deleted if it
-    /// is still ours.
+    /// is still ours. One whose value the instance no longer has is deleted
+    /// (see `delete_dangling`).
     pub async fn sync(&mut self) -> Result<SyncReport, AgentError> {
         let (facts, planned) = self.plan().await?;
         if let Some(reason) = facts.leaving {
@@ -240,8 +267,20 @@ impl Agent {
                         .problems
                         .push(self.reported.get(&slot).cloned().unwrap_or_default());
                 }
-                Planned::Ready(record) => changed.push((slot, record)),
-                Planned::Waiting(why) => report.problems.push(self.note(slot, why, false)),
+                Planned::Ready(record) => {
+                    // A new request: what was said about the last one (a
+                    // refusal, a wait) is no longer news, and a refusal of
+                    // this one is a new error.
+                    self.reported.remove(&slot);
+                    changed.push((slot, record))
+                }
+                Planned::Waiting {
+                    why,
+                    lacks: Lacks::Value { .. },
+                } if self.written.contains_key(&slot) => report
+                    .problems
+                    .push(self.delete_dangling(&registrar, slot, why).await),
+                Planned::Waiting { why, .. } => report.problems.push(self.note(slot, why, false)),
                 Planned::Failed(why) => {
                     report.problems.push(self.note(slot, why.to_string(), true))
                 }
@@ -346,6 +385,56 @@ impl Agent {
         }
     }
 
+    /// Deletes a record this process wrote whose value the instance no
+    /// longer has: instance metadata answered that it has none (404), as
+    /// after an Elastic IP is disassociated or an IPv6 address removed. The
+    /// name would otherwise point at a released address, which another AWS
+    /// customer may come to hold. Deleted as at shutdown: only while it
+    /// holds what was written and the marker is ours; one someone else
+    /// changed is left to them. Once gone (or left) the record is no longer
+    /// `written`, so it is written again when the value comes back. A
+    /// metadata outage never comes here: a read that fails fails the pass.
+    /// Returns the problem to report.
+    async fn delete_dangling(&mut self, registrar: &Registrar, slot: Slot, why: String) -> String {
+        let Some(record) = self.written.get(&slot).cloned() else {
+            return why;
+        };
+        let deleted = self
+            .faults
+            .retry
+            .call("delete records", || {
+                registrar.delete(&record, Expect::Written)
+            })
+            .await;
+        match deleted.map_err(AgentError::from) {
+            Ok(outcome) => {
+                let reason = format!("{why}, which the record points at");
+                log_delete(&record.zone_id, &record, &outcome, &reason);
+                self.written.remove(&slot);
+                // Said once, as the reason of the delete.
+                self.reported.insert(slot, why.clone());
+                why
+            }
+            // Shutdown came: deregistration deletes it.
+            Err(AgentError::Interrupted) => why,
+            Err(error) => {
+                let problem = format!(
+                    "{record} points at an address the instance no longer has ({why}) and \
+                     could not be deleted: {error}"
+                );
+                if self.reported.get(&slot) != Some(&problem) {
+                    warn!(
+                        zone_id = %record.zone_id, record = %record, error = %error,
+                        "{why}; cannot delete the record that points at it yet, trying again \
+                         next poll"
+                    );
+                    self.reported.insert(slot, problem.clone());
+                }
+                problem
+            }
+        }
+    }
+
     /// Removes a record this process wrote under a name it no longer uses,
     /// unless another configured record now writes the same set.
     async fn retire(&mut self, registrar: &Registrar, old: &DesiredRecord) {
@@ -362,7 +451,7 @@ impl Agent {
             .call("delete old name", || registrar.delete(old, Expect::Written))
             .await;
         match deleted.map_err(AgentError::from) {
-            Ok(outcome) => log_delete(old, &outcome, "old name"),
+            Ok(outcome) => log_delete(&old.zone_id, old, &outcome, "old name"),
             Err(error) => error!(record = %old, error = %error, "could not delete the old name"),
         }
     }
@@ -374,7 +463,8 @@ impl Agent {
             .all(|(slot, record)| self.rejected.get(slot) == Some(*record))
     }
 
-    /// Logs a problem with one record the first time it is seen.
+    /// Logs a problem with one record the first time it is seen for what
+    /// the agent wants of that record (see `sync`).
     fn note(&mut self, slot: Slot, why: String, is_error: bool) -> String {
         if self.reported.get(&slot) != Some(&why) {
             let template = self.config.records[slot.index].name.as_str();
@@ -408,7 +498,7 @@ impl Agent {
                 .await;
             match deleted.map_err(AgentError::from) {
                 Ok(outcome) => {
-                    log_delete(&record, &outcome, "shutdown");
+                    log_delete(&record.zone_id, &record, &outcome, "shutdown");
                     self.faults.note_deleted(&record, &outcome);
                     // Gone from this record set, whether it was remembered
                     // as written, as sent, or both.
@@ -460,28 +550,38 @@ impl Agent {
     }
 
     /// Deletes the records the current facts describe, each only while its
-    /// marker names this instance: the one-shot `deregister`.
+    /// marker names this instance: the one-shot `deregister`. The live
+    /// values are deleted, so a record whose value the instance no longer
+    /// has is deleted too, by its record set; only one whose record set is
+    /// not known (a tag missing) cannot be.
     pub async fn deregister_planned(&mut self) -> Result<(), AgentError> {
         let (facts, planned) = self.plan().await?;
         let registrar = self.registrar(facts.owner_id());
         let mut problems = Vec::new();
         for (_, entry) in planned {
-            match entry {
-                Planned::Ready(record) => {
-                    let deleted = self
-                        .faults
-                        .retry
-                        .call("delete records", || {
-                            registrar.delete(&record, Expect::Marked)
-                        })
-                        .await;
-                    match deleted.map_err(AgentError::from) {
-                        Ok(outcome) => log_delete(&record, &outcome, "deregister"),
-                        Err(error) => problems.push(format!("{record} ({error})")),
-                    }
+            let set = match entry {
+                Planned::Ready(record) => RecordSet::from(&record),
+                Planned::Waiting {
+                    lacks: Lacks::Value { set: Some(set) },
+                    ..
+                } => set,
+                Planned::Waiting { why, .. } => {
+                    problems.push(format!("which record set to delete is not known: {why}"));
+                    continue;
                 }
-                Planned::Waiting(why) => problems.push(format!("name or value unknown: {why}")),
-                Planned::Failed(why) => problems.push(why.to_string()),
+                Planned::Failed(why) => {
+                    problems.push(why.to_string());
+                    continue;
+                }
+            };
+            let deleted = self
+                .faults
+                .retry
+                .call("delete records", || registrar.delete_marked(&set))
+                .await;
+            match deleted.map_err(AgentError::from) {
+                Ok(outcome) => log_delete(&set.zone_id, &set, &outcome, "deregister"),
+                Err(error) => problems.push(format!("{set} ({error})")),
             }
         }
         if problems.is_empty() {
@@ -513,7 +613,7 @@ impl Agent {
                         record.set_identifier.clone(),
                     ));
                 }
-                Planned::Waiting(why) => unknown.push(why),
+                Planned::Waiting { why, .. } => unknown.push(why),
                 Planned::Failed(why) => unknown.push(why.to_string()),
             }
         }
@@ -527,8 +627,41 @@ impl Agent {
             });
         }
         let zones = self.zones.values().map(|zone| zone.id.clone()).collect();
-        let removed = self.registrar(facts.owner_id()).gc(&zones, &wanted).await?;
-        Ok(removed)
+        self.awaiting = Some("Route 53 had not answered a listing or delete of garbage collection");
+        let removed = self.registrar(facts.owner_id()).gc(&zones, &wanted).await;
+        self.awaiting = None;
+        Ok(removed?)
+    }
+
+    /// Runs `work` on the agent for at most `limit`: the one-shot commands
+    /// other than `register` (which must end registered, however long Route
+    /// 53 throttles) and `deregister` (which names what it leaves behind)
+    /// give up after `shutdown_timeout` rather than retry without end. A
+    /// call that hangs logs nothing before it is given up on, so the error
+    /// names what was under way, with the failure before it.
+    pub async fn bounded<T>(
+        &mut self,
+        command: &'static str,
+        limit: Duration,
+        work: impl AsyncFnOnce(&mut Agent) -> Result<T, AgentError>,
+    ) -> Result<T, AgentError> {
+        match timeout(limit, work(self)).await {
+            Ok(result) => result,
+            Err(_) => Err(AgentError::TimedOut {
+                command,
+                after: humantime::format_duration(limit).to_string(),
+                waiting: self.waiting_for(),
+            }),
+        }
+    }
+
+    /// What the agent is waiting for, for a caller that stops waiting.
+    fn waiting_for(&self) -> String {
+        match (self.awaiting, self.faults.retry.under_way()) {
+            (Some(awaiting), _) => awaiting.to_string(),
+            (None, Some(call)) => format!("Route 53: {call}"),
+            (None, None) => "no call was under way".into(),
+        }
     }
 
     /// Records written and not yet deleted, for logs and errors.
@@ -545,16 +678,16 @@ fn changed_record(changed: &[(Slot, DesiredRecord)], slot: Slot) -> &DesiredReco
         .unwrap_or_else(|| unreachable!("a batch only reports slots it was given"))
 }
 
-fn log_delete(record: &DesiredRecord, outcome: &DeleteOutcome, why: &str) {
+fn log_delete(zone_id: &ZoneId, record: &dyn fmt::Display, outcome: &DeleteOutcome, why: &str) {
     match outcome {
         DeleteOutcome::Deleted { .. } => {
-            info!(zone_id = %record.zone_id, record = %record, reason = why, "record deleted")
+            info!(zone_id = %zone_id, record = %record, reason = why, "record deleted")
         }
         DeleteOutcome::AlreadyGone => {
-            info!(zone_id = %record.zone_id, record = %record, reason = why, "record already gone")
+            info!(zone_id = %zone_id, record = %record, reason = why, "record already gone")
         }
         DeleteOutcome::LeftAlone(detail) => warn!(
-            zone_id = %record.zone_id, record = %record, reason = why,
+            zone_id = %zone_id, record = %record, reason = why,
             "{detail}; left alone"
         ),
     }

@@ -287,13 +287,16 @@ async fn dispatch(cli: &Cli, config: Config, out: &mut Output) -> Result<(), Age
         (Command::Run(_), Some(shutdown)) => agent::run(agent, shutdown).await,
         (Command::Register(args), _) => register(&mut agent, args, backoff).await,
         (Command::Deregister, _) => deregister(&mut agent, &configured, shutdown_timeout).await,
-        (Command::Plan, _) => bounded("plan", shutdown_timeout, print_plan(&mut agent, out)).await,
+        (Command::Plan, _) => {
+            let plan = async |agent: &mut Agent| print_plan(agent, out).await;
+            agent.bounded("plan", shutdown_timeout, plan).await
+        }
         (Command::Gc, _) => {
-            let collected = async {
+            let collect = async |agent: &mut Agent| {
                 agent.resolve_zones().await?;
                 agent.gc().await
             };
-            let removed = bounded("gc", shutdown_timeout, collected).await?;
+            let removed = agent.bounded("gc", shutdown_timeout, collect).await?;
             out.line(format_args!("{} stale record(s) removed", removed.len()));
             for record in removed {
                 out.line(format_args!("removed {record}"));
@@ -396,22 +399,6 @@ async fn sync_once_metadata_answers(
     }
 }
 
-/// One-shot commands other than `register` (which must end registered,
-/// however long Route 53 throttles) and `deregister` (bounded above) give up
-/// after `shutdown_timeout` rather than retry without end.
-async fn bounded<T>(
-    command: &'static str,
-    limit: std::time::Duration,
-    work: impl std::future::Future<Output = Result<T, AgentError>>,
-) -> Result<T, AgentError> {
-    timeout(limit, work).await.unwrap_or_else(|_| {
-        Err(AgentError::TimedOut {
-            command,
-            after: humantime::format_duration(limit).to_string(),
-        })
-    })
-}
-
 async fn print_plan(agent: &mut Agent, out: &mut Output) -> Result<(), AgentError> {
     agent.resolve_zones().await?;
     let (facts, planned) = agent.plan().await?;
@@ -441,7 +428,7 @@ async fn print_plan(agent: &mut Agent, out: &mut Output) -> Result<(), AgentErro
                     }
                 }
             }
-            Planned::Waiting(why) => out.line(format_args!("wait    {why}")),
+            Planned::Waiting { why, .. } => out.line(format_args!("wait    {why}")),
             Planned::Failed(why) => {
                 out.line(format_args!("error   {why}"));
                 failed.push(why.to_string());
@@ -451,7 +438,7 @@ async fn print_plan(agent: &mut Agent, out: &mut Output) -> Result<(), AgentErro
     if failed.is_empty() {
         Ok(())
     } else {
-        Err(AgentError::NotWritten {
+        Err(AgentError::NotPlanned {
             count: failed.len(),
             details: failed.join("; "),
         })

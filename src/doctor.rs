@@ -466,7 +466,7 @@ fn check_names(config: &Config, facts: Option<&InstanceFacts>, zones: &Zones, re
                     record.zone_id
                 ),
             ),
-            Planned::Waiting(why) => {
+            Planned::Waiting { why, .. } => {
                 report.add(Status::Warn, "names", format!("`{}`: {why}", spec.name))
             }
             Planned::Failed(error) => report.add(Status::Fail, "names", error.to_string()),

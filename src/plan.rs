@@ -78,12 +78,60 @@ impl DesiredRecord {
 
 impl fmt::Display for DesiredRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.name, self.record_type)?;
-        if let Some(set) = &self.set_identifier {
-            write!(f, " (set {set})")?;
-        }
-        Ok(())
+        show_set(f, self.key())
     }
+}
+
+/// A record set as Route 53 keys and routes it, without values: where a
+/// record would be written, when the value it needs is missing. Having no
+/// values, it cannot be written; deleting it by its marker needs none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordSet {
+    pub zone_id: ZoneId,
+    pub name: DnsName,
+    pub record_type: RecordType,
+    pub set_identifier: Option<String>,
+    pub policy: Policy,
+    pub ttl: u32,
+}
+
+impl RecordSet {
+    pub fn key(&self) -> RecordKey<'_> {
+        (
+            &self.zone_id,
+            &self.name,
+            self.record_type,
+            self.set_identifier.as_deref(),
+        )
+    }
+}
+
+impl From<&DesiredRecord> for RecordSet {
+    fn from(record: &DesiredRecord) -> Self {
+        RecordSet {
+            zone_id: record.zone_id.clone(),
+            name: record.name.clone(),
+            record_type: record.record_type,
+            set_identifier: record.set_identifier.clone(),
+            policy: record.policy,
+            ttl: record.ttl,
+        }
+    }
+}
+
+impl fmt::Display for RecordSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        show_set(f, self.key())
+    }
+}
+
+/// A record set for people: `name type (set id)`.
+fn show_set(f: &mut fmt::Formatter<'_>, (_, name, record_type, set): RecordKey<'_>) -> fmt::Result {
+    write!(f, "{name} {record_type}")?;
+    if let Some(set) = set {
+        write!(f, " (set {set})")?;
+    }
+    Ok(())
 }
 
 /// Which record of a configured `[[record]]` an entry of the plan is: the
@@ -101,9 +149,24 @@ pub enum Planned {
     Ready(DesiredRecord),
     /// Not writable yet, but it may become so without a configuration change
     /// (an Elastic IP associated later, a tag added by Auto Scaling).
-    Waiting(String),
+    Waiting { why: String, lacks: Lacks },
     /// Cannot be written until the instance or the configuration changes.
     Failed(PlanError),
+}
+
+/// What a waiting record lacks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lacks {
+    /// A tag its name or set identifier needs: which record set it is, is
+    /// not known.
+    Name,
+    /// Its value: instance metadata answered that the instance has none
+    /// (404), such as a public address not associated yet, or released. A
+    /// metadata outage never comes here: a read that fails fails the whole
+    /// pass before anything is planned. `set` is the record set the record
+    /// would be written to, when its name is known (a tag may be missing
+    /// too; a PTR record's name is the missing private address).
+    Value { set: Option<RecordSet> },
 }
 
 /// Why a configured record cannot be written.
@@ -184,13 +247,33 @@ pub fn check_zones(config: &Config, zones: &Zones) -> Result<(), PlanError> {
 /// Works out every configured record from the facts, in configuration
 /// order: each `[[record]]`, then its PTR record if it asks for one.
 pub fn plan(config: &Config, facts: &InstanceFacts, zones: &Zones) -> Vec<(Slot, Planned)> {
+    plan_since(config, facts, zones, &[])
+}
+
+/// [`plan`], for facts read again: `had` are the values instance metadata
+/// gave at an earlier read, so that a record waiting for one says that
+/// the instance no longer has it, not that it has none yet.
+pub fn plan_since(
+    config: &Config,
+    facts: &InstanceFacts,
+    zones: &Zones,
+    had: &[ValueSource],
+) -> Vec<(Slot, Planned)> {
     let mut claimed: Vec<(DesiredRecord, usize)> = Vec::new();
     let mut entries = Vec::new();
     for (index, spec) in config.records.iter().enumerate() {
-        let main = plan_one(spec, facts, zones);
+        let main = plan_one(spec, facts, zones, had);
         let ptr = spec.reverse_zone.as_ref().map(|reverse| match &main {
-            Planned::Ready(record) => plan_ptr(spec, record, facts, reverse, zones),
-            Planned::Waiting(why) => Planned::Waiting(why.clone()),
+            Planned::Ready(record) => plan_ptr(spec, record, facts, reverse, zones, had),
+            // A PTR record's value is the record's name, and its name the
+            // private address that the record's value is.
+            Planned::Waiting { why, lacks } => Planned::Waiting {
+                why: why.clone(),
+                lacks: match lacks {
+                    Lacks::Name => Lacks::Name,
+                    Lacks::Value { .. } => Lacks::Value { set: None },
+                },
+            },
             Planned::Failed(why) => Planned::Failed(why.clone()),
         });
         let slots = std::iter::once((Slot { index, ptr: false }, main))
@@ -255,7 +338,12 @@ fn clash(record: &DesiredRecord, other: &DesiredRecord) -> Option<&'static str> 
     None
 }
 
-fn plan_one(spec: &RecordSpec, facts: &InstanceFacts, zones: &Zones) -> Planned {
+fn plan_one(
+    spec: &RecordSpec,
+    facts: &InstanceFacts,
+    zones: &Zones,
+    had: &[ValueSource],
+) -> Planned {
     if let Some(why) = facts.task_error.as_ref().filter(|_| uses_task(spec)) {
         return Planned::Failed(PlanError::Value {
             template: spec.name.to_string(),
@@ -272,10 +360,16 @@ fn plan_one(spec: &RecordSpec, facts: &InstanceFacts, zones: &Zones) -> Planned 
             detail: why.clone(),
         });
     }
+    let value = value_of(spec.value, facts);
     let render_failed = |source: RenderError| match source {
-        RenderError::TagMissing { key } => {
-            Planned::Waiting(format!("the instance has no tag `{key}` yet"))
-        }
+        RenderError::TagMissing { key } if value.is_some() => Planned::Waiting {
+            why: format!("the instance has no tag `{key}` yet"),
+            lacks: Lacks::Name,
+        },
+        RenderError::TagMissing { key } => Planned::Waiting {
+            why: format!("{}, nor tag `{key}`", no_value(spec.value, had)),
+            lacks: Lacks::Value { set: None },
+        },
         source => Planned::Failed(PlanError::Render {
             template: spec.name.to_string(),
             source,
@@ -312,8 +406,19 @@ fn plan_one(spec: &RecordSpec, facts: &InstanceFacts, zones: &Zones) -> Planned 
             ),
         });
     }
-    let Some(value) = value_of(spec.value, facts) else {
-        return Planned::Waiting(format!("the instance has no {} yet", spec.value));
+    let Some(value) = value else {
+        let set = RecordSet {
+            zone_id: zone.id.clone(),
+            name,
+            record_type: spec.record_type,
+            set_identifier,
+            policy: policy(&spec.routing),
+            ttl: spec.ttl,
+        };
+        return Planned::Waiting {
+            why: no_value(spec.value, had),
+            lacks: Lacks::Value { set: Some(set) },
+        };
     };
     Planned::Ready(DesiredRecord {
         zone_id: zone.id.clone(),
@@ -334,9 +439,13 @@ fn plan_ptr(
     facts: &InstanceFacts,
     reverse: &ZoneRef,
     zones: &Zones,
+    had: &[ValueSource],
 ) -> Planned {
     let Some(ip) = facts.local_ipv4 else {
-        return Planned::Waiting("the instance has no local-ipv4 yet".into());
+        return Planned::Waiting {
+            why: no_value(ValueSource::LocalIpv4, had),
+            lacks: Lacks::Value { set: None },
+        };
     };
     let zone = match zone_of(spec, reverse, zones) {
         Ok(zone) => zone,
@@ -375,6 +484,20 @@ fn uses_task(spec: &RecordSpec) -> bool {
 fn task_network_mode(source: ValueSource, facts: &InstanceFacts) -> Option<&str> {
     let mode = facts.task.as_ref()?.network_mode.as_deref()?;
     (source == ValueSource::TaskIpv4 && mode != "awsvpc").then_some(mode)
+}
+
+/// Why a record waits for a value instance metadata does not give.
+fn no_value(source: ValueSource, had: &[ValueSource]) -> String {
+    if had.contains(&source) {
+        format!("the instance no longer has {source}")
+    } else {
+        format!("the instance has no {source} yet")
+    }
+}
+
+/// True when the facts hold a value from `source`.
+pub fn has_value(source: ValueSource, facts: &InstanceFacts) -> bool {
+    value_of(source, facts).is_some()
 }
 
 fn value_of(source: ValueSource, facts: &InstanceFacts) -> Option<String> {
@@ -548,19 +671,37 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_public_address_waits() {
+    fn a_missing_public_address_waits_with_its_record_set_known() {
         let config = config(
-            "[[record]]\nzone_id = \"ZA\"\nname = \"pub.example.com\"\nvalue = \"public-ipv4\"",
+            "[[record]]\nzone_id = \"ZA\"\nname = \"pub.example.com\"\nvalue = \"public-ipv4\"\n\
+             ttl = 300\nset_identifier = \"{instance_id}\"\nweight = 3",
         );
         let planned = plan(&config, &facts(), &zones());
-        assert!(
-            matches!(&planned[0].1, Planned::Waiting(why) if why.contains("public-ipv4")),
-            "{planned:?}"
-        );
+        let Planned::Waiting { why, lacks } = &planned[0].1 else {
+            panic!("expected a wait: {planned:?}");
+        };
+        assert_eq!(why, "the instance has no public-ipv4 yet");
+        let set = RecordSet {
+            zone_id: ZoneId::parse("ZA").unwrap(),
+            name: DnsName::parse("pub.example.com").unwrap(),
+            record_type: RecordType::A,
+            set_identifier: Some("i-0abc".into()),
+            policy: Policy::Weighted(3),
+            ttl: 300,
+        };
+        assert_eq!(lacks, &Lacks::Value { set: Some(set) });
         let mut later = facts();
         later.public_ipv4 = Some(Ipv4Addr::new(203, 0, 113, 7));
         let planned = plan(&config, &later, &zones());
         assert_eq!(ready(&planned, 0).values, ["203.0.113.7"]);
+
+        // Released again: the instance had one, and no longer has.
+        let planned = plan_since(&config, &facts(), &zones(), &[ValueSource::PublicIpv4]);
+        assert!(
+            matches!(&planned[0].1, Planned::Waiting { why, .. }
+                if why == "the instance no longer has public-ipv4"),
+            "{planned:?}"
+        );
     }
 
     #[test]
@@ -570,7 +711,10 @@ mod tests {
         facts.tags = Some(BTreeMap::new());
         assert!(matches!(
             plan(&config, &facts, &zones())[0].1,
-            Planned::Waiting(_)
+            Planned::Waiting {
+                lacks: Lacks::Name,
+                ..
+            }
         ));
 
         facts.tags = None;
@@ -589,6 +733,69 @@ mod tests {
             panic!("expected a failure: {planned:?}");
         };
         assert!(error.to_string().contains("tag `Name`"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_value_and_tag_lack_the_value_without_a_record_set() {
+        let config = config(
+            r#"
+            [[record]]
+            zone_id = "ZA"
+            name = "{tag:Name}.example.com"
+            reverse_zone_id = "ZREV"
+            [[record]]
+            zone_id = "ZA"
+            name = "{tag:Name}.pub.example.com"
+            value = "public-ipv4"
+            "#,
+        );
+        let mut facts = facts();
+        facts.tags = Some(BTreeMap::new());
+        let planned = plan(&config, &facts, &zones());
+        // The tag alone: the address is there, only the name is unknown.
+        for at in [0, 1] {
+            assert!(
+                matches!(
+                    &planned[at].1,
+                    Planned::Waiting {
+                        lacks: Lacks::Name,
+                        ..
+                    }
+                ),
+                "{planned:?}"
+            );
+        }
+        let Planned::Waiting { why, lacks } = &planned[2].1 else {
+            panic!("expected a wait: {planned:?}");
+        };
+        assert_eq!(why, "the instance has no public-ipv4 yet, nor tag `Name`");
+        assert_eq!(lacks, &Lacks::Value { set: None });
+
+        // Without its private address a record and its PTR lack their value;
+        // the PTR's name is that address, so its record set is not known.
+        facts.tags = Some(BTreeMap::from([("Name".into(), "web-1".into())]));
+        facts.local_ipv4 = None;
+        let planned = plan(&config, &facts, &zones());
+        assert!(
+            matches!(
+                &planned[0].1,
+                Planned::Waiting {
+                    lacks: Lacks::Value { set: Some(_) },
+                    ..
+                }
+            ),
+            "{planned:?}"
+        );
+        assert!(
+            matches!(
+                &planned[1].1,
+                Planned::Waiting {
+                    lacks: Lacks::Value { set: None },
+                    ..
+                }
+            ),
+            "{planned:?}"
+        );
     }
 
     #[test]
@@ -751,7 +958,11 @@ mod tests {
         );
         let planned = plan(&config, &facts(), &zones());
         assert_eq!(ready(&planned, 0).values, ["ip-10-0-0-10.ec2.internal."]);
-        assert!(matches!(&planned[1].1, Planned::Waiting(why) if why.contains("public-hostname")));
+        assert!(matches!(
+            &planned[1].1,
+            Planned::Waiting { why, lacks: Lacks::Value { set: Some(_) } }
+                if why.contains("public-hostname")
+        ));
     }
 
     #[test]

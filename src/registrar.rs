@@ -21,7 +21,7 @@ use tracing::{debug, info, warn};
 use crate::config::{RecordType, ZoneId};
 use crate::dns::DnsName;
 use crate::owner::{self, Decision, LiveSet, Marker};
-use crate::plan::{DesiredRecord, Policy};
+use crate::plan::{DesiredRecord, Policy, RecordSet};
 use crate::route53::{Route53, Route53Error, Write};
 
 /// What a batch did with each record in it.
@@ -294,6 +294,26 @@ impl Registrar {
             }
             other => other,
         }
+    }
+
+    /// Deletes the record set `set` names, with its marker, while the marker
+    /// is this instance's, whatever values are live: for a record whose
+    /// value the instance no longer has, which only the marker can tell
+    /// apart from someone else's.
+    pub async fn delete_marked(&self, set: &RecordSet) -> Result<DeleteOutcome, Route53Error> {
+        // A stand-in for the record, never written: with `Expect::Marked`
+        // the delete reads the values it needs from what is live.
+        let record = DesiredRecord {
+            zone_id: set.zone_id.clone(),
+            name: set.name.clone(),
+            record_type: set.record_type,
+            set_identifier: set.set_identifier.clone(),
+            policy: set.policy,
+            ttl: set.ttl,
+            values: Vec::new(),
+            takeover: false,
+        };
+        self.delete(&record, Expect::Marked).await
     }
 
     async fn try_delete(

@@ -212,6 +212,44 @@ pub struct Retry<R = SmallRng> {
     /// While set, systemd is asked to wait longer for the start before
     /// every wait on a busy service, by the wait and this much more.
     start_slack: Option<Duration>,
+    /// The call not finished yet: see [`Retry::under_way`].
+    under_way: Option<UnderWay>,
+}
+
+/// A call [`Retry::call`] has not finished.
+#[derive(Debug)]
+struct UnderWay {
+    what: String,
+    /// The attempt sent last, from 1.
+    attempt: u32,
+    /// How an attempt failed: the one before the last, or while `waiting`
+    /// the last.
+    failed: Option<String>,
+    /// Between a failed attempt and the next.
+    waiting: bool,
+}
+
+impl fmt::Display for UnderWay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let UnderWay {
+            what,
+            attempt,
+            failed,
+            waiting,
+        } = self;
+        match (failed, waiting) {
+            (Some(failed), true) => write!(
+                f,
+                "{what} failed (attempt {attempt}: {failed}) and was waiting to try again"
+            ),
+            (Some(failed), false) => write!(
+                f,
+                "{what} had no answer to attempt {attempt} (attempt {} failed: {failed})",
+                attempt.saturating_sub(1)
+            ),
+            (None, _) => write!(f, "{what} had no answer to attempt {attempt}"),
+        }
+    }
 }
 
 impl<R: Rng> Retry<R> {
@@ -221,7 +259,17 @@ impl<R: Rng> Retry<R> {
             rng,
             interrupt: None,
             start_slack: None,
+            under_way: None,
         }
+    }
+
+    /// What the last call left unfinished, for a caller that stops waiting
+    /// for it (a one-shot command out of time): the call whose attempt has
+    /// not answered, or that waits to try again, with the failure before.
+    /// `None` when no call is under way. A call that hangs logs nothing, so
+    /// only this can name it.
+    pub fn under_way(&self) -> Option<String> {
+        self.under_way.as_ref().map(ToString::to_string)
     }
 
     /// While `slack` is set, a retry that waits on a busy service (see
@@ -261,13 +309,27 @@ impl<R: Rng> Retry<R> {
         E: Classify + fmt::Display,
     {
         let mut retry = 0;
+        self.under_way = Some(UnderWay {
+            what: what.to_string(),
+            attempt: 1,
+            failed: None,
+            waiting: false,
+        });
         loop {
             let error = match attempt().await {
-                Ok(value) => return Ok(value),
+                Ok(value) => {
+                    self.under_way = None;
+                    return Ok(value);
+                }
                 Err(error) => error,
             };
             if error.class() == Class::Final {
+                self.under_way = None;
                 return Err(GaveUp::Final(error));
+            }
+            if let Some(under_way) = &mut self.under_way {
+                under_way.failed = Some(error.to_string());
+                under_way.waiting = true;
             }
             let delay = self.backoff.delay(retry, &mut self.rng);
             warn!(
@@ -285,6 +347,10 @@ impl<R: Rng> Retry<R> {
                 return Err(GaveUp::Interrupted);
             }
             retry = retry.saturating_add(1);
+            if let Some(under_way) = &mut self.under_way {
+                under_way.attempt = retry.saturating_add(1);
+                under_way.waiting = false;
+            }
         }
     }
 
@@ -438,6 +504,50 @@ mod tests {
                 None => Ok("done"),
             })
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_given_up_on_says_what_it_was_waiting_for() {
+        let mut retry = Retry::new(Backoff::default(), seeded());
+        assert_eq!(retry.under_way(), None);
+        let attempts = Cell::new(0);
+        // One failure, then an attempt that never answers.
+        let call = retry.call("find hosted zone", || {
+            attempts.set(attempts.get() + 1);
+            let first = attempts.get() == 1;
+            async move {
+                if first {
+                    Err::<(), _>(Failure(Class::Retryable))
+                } else {
+                    std::future::pending().await
+                }
+            }
+        });
+        let given_up = tokio::time::timeout(Duration::from_secs(60), call).await;
+        assert!(given_up.is_err());
+        assert_eq!(
+            retry.under_way().as_deref(),
+            Some("find hosted zone had no answer to attempt 2 (attempt 1 failed: Retryable)")
+        );
+
+        // Given up on while waiting to try again.
+        let waiting = retry.call("write records", || {
+            std::future::ready(Err::<(), _>(Failure(Class::Retryable)))
+        });
+        assert!(
+            tokio::time::timeout(Duration::from_millis(1), waiting)
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            retry.under_way().as_deref(),
+            Some("write records failed (attempt 1: Retryable) and was waiting to try again")
+        );
+
+        // Done: nothing under way.
+        let done = Cell::new(0);
+        let _ = retry.call("write records", scripted(vec![], &done)).await;
+        assert_eq!(retry.under_way(), None);
     }
 
     #[tokio::test(start_paused = true)]

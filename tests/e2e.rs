@@ -9,7 +9,7 @@ use std::time::Duration;
 use aws_sdk_route53::types::RrType;
 use common::{World, absent, holds};
 use route53_agent_testkit::route53::delete;
-use route53_agent_testkit::upsert;
+use route53_agent_testkit::{Action, Fault, upsert};
 
 const SOON: Duration = Duration::from_secs(15);
 const EXIT: Duration = Duration::from_secs(15);
@@ -309,6 +309,11 @@ async fn a_garbage_value_fails_only_the_records_that_use_it() {
     let plan = world.once("plan", &config).await;
     assert_eq!(plan.code, Some(1), "{plan:?}");
     assert!(!plan.stdout.contains("CNAME"), "no CNAME planned: {plan:?}");
+    // plan writes nothing: it says what would not be written.
+    assert!(
+        plan.stderr.contains("1 record(s) would not be written"),
+        "{plan:?}"
+    );
     assert!(plan.stdout.contains(" A 60 10.0.0.10"), "{plan:?}");
 
     let finished = world.once("register", &config).await;
@@ -385,6 +390,97 @@ async fn a_public_address_that_appears_later_is_registered() {
     world
         .wait_for(&agent, &name, RrType::A, SOON, holds(300, &["203.0.113.7"]))
         .await;
+    agent.stop().await;
+    assert_eq!(world.record(&name, RrType::A).await, None);
+}
+
+#[tokio::test]
+async fn a_released_public_address_is_deleted_and_a_new_one_written() {
+    let world = World::new().await;
+    let name = world.name("pub");
+    let marker = format!("_route53-agent.a.{name}");
+    world.imds.set("public-ipv4", "203.0.113.7");
+    let config = world.config(
+        r#"
+        poll_interval = "1s"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "pub.{ZONE}"
+        value = "public-ipv4"
+        ttl = 300
+        "#,
+    );
+    let mut agent = world.spawn(&config);
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(300, &["203.0.113.7"]))
+        .await;
+
+    // An outage is not a released address: nothing is deleted.
+    world.imds.fail_next(u32::MAX, 503);
+    agent.wait_log("pass failed", SOON).await;
+    world.imds.fail_next(0, 503);
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((300, vec!["203.0.113.7".to_string()])),
+        "{}",
+        agent.log()
+    );
+
+    // The Elastic IP is disassociated: IMDS answers 404 for public-ipv4.
+    world.imds.remove("public-ipv4");
+    let couple_of_polls = Duration::from_secs(5);
+    world
+        .wait_for(&agent, &name, RrType::A, couple_of_polls, absent)
+        .await;
+    assert!(world.marker(&marker).await.is_empty(), "{}", agent.log());
+    assert!(
+        agent.log().contains("no longer has public-ipv4"),
+        "{}",
+        agent.log()
+    );
+
+    // Another address is associated.
+    world.imds.set("public-ipv4", "198.51.100.9");
+    world
+        .wait_for(
+            &agent,
+            &name,
+            RrType::A,
+            SOON,
+            holds(300, &["198.51.100.9"]),
+        )
+        .await;
+    assert!(!world.marker(&marker).await.is_empty(), "{}", agent.log());
+
+    agent.stop().await;
+    assert_eq!(world.record(&name, RrType::A).await, None);
+    assert!(world.marker(&marker).await.is_empty(), "{}", agent.log());
+}
+
+#[tokio::test]
+async fn a_tag_that_disappears_keeps_the_record_and_waits() {
+    let world = World::new().await;
+    let name = world.name("web-1");
+    // Another tag, so that tags/instance/ stays (as on an instance with
+    // more than one tag) when Name goes.
+    world.imds.set("tags/instance/Team", "web");
+    let mut agent = world.spawn(&world.simple_config());
+    world
+        .wait_for(&agent, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+
+    // The name is unknown now, not the address: the record stays.
+    world.imds.remove("tags/instance/Name");
+    agent
+        .wait_log("waiting: the instance has no tag `Name`", SOON)
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((60, vec!["10.0.0.10".to_string()])),
+        "{}",
+        agent.log()
+    );
     agent.stop().await;
     assert_eq!(world.record(&name, RrType::A).await, None);
 }
@@ -505,6 +601,45 @@ async fn logs_hold_no_token_and_no_credentials_even_at_trace() {
             finished.stderr
         );
     }
+}
+
+#[tokio::test]
+async fn deregister_deletes_by_marker_a_record_whose_value_is_gone() {
+    let world = World::new().await;
+    let name = world.name("pub");
+    world.imds.set("public-ipv4", "203.0.113.7");
+    world.imds.set("ipv6", "2001:db8::10");
+    let config = world.config(
+        r#"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "pub.{ZONE}"
+        value = "public-ipv4"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "pub.{ZONE}"
+        type = "AAAA"
+        "#,
+    );
+    let register = world.once("register", &config).await;
+    assert_eq!(register.code, Some(0), "{register:?}");
+
+    // The Elastic IP is released and IPv6 taken away: IMDS answers 404.
+    world.imds.remove("public-ipv4");
+    world.imds.remove("ipv6");
+    let deregister = world.once("deregister", &config).await;
+    assert_eq!(deregister.code, Some(0), "{deregister:?}");
+    for (rr_type, label) in [(RrType::A, "a"), (RrType::Aaaa, "aaaa")] {
+        assert_eq!(world.record(&name, rr_type).await, None, "{deregister:?}");
+        let marker = world
+            .marker(&format!("_route53-agent.{label}.{name}"))
+            .await;
+        assert!(marker.is_empty(), "{marker:?}");
+    }
+
+    // Nothing left: deregistering again is still a success.
+    let again = world.once("deregister", &config).await;
+    assert_eq!(again.code, Some(0), "{again:?}");
 }
 
 #[tokio::test]
@@ -675,6 +810,48 @@ async fn read_only_commands_give_up_at_the_deadline_when_route53_is_unreachable(
             began.elapsed() < Duration::from_secs(10),
             "{command} took {:?}",
             began.elapsed()
+        );
+    }
+}
+
+#[tokio::test]
+async fn read_only_commands_name_the_call_route53_never_answered() {
+    let (world, relay) = World::new().await.with_relay().await;
+    let config = world.config(
+        r#"
+        shutdown_timeout = "2s"
+        request_timeout = "30s"
+        [[record]]
+        zone_id = "{ZONE_ID}"
+        name = "{tag:Name}.{ZONE}"
+        "#,
+    );
+    // Nothing fails, so nothing is logged: the error says what hung.
+    let gave_up = "gave up after 2s (shutdown_timeout) without the answers it needs: ";
+    relay.always(Action::ListRecords, &world.zone_id, Fault::Hang);
+    for (command, hung) in [
+        ("plan", "Route 53 had not answered a read of what is live"),
+        (
+            "gc",
+            "Route 53 had not answered a listing or delete of garbage collection",
+        ),
+    ] {
+        let finished = world.once(command, &config).await;
+        assert_eq!(finished.code, Some(1), "{command}: {finished:?}");
+        assert!(
+            finished.stderr.contains(&format!("{gave_up}{hung}")),
+            "{command}: {finished:?}"
+        );
+    }
+
+    relay.hang();
+    for command in ["plan", "gc"] {
+        let finished = world.once(command, &config).await;
+        assert_eq!(finished.code, Some(1), "{command}: {finished:?}");
+        let hung = "Route 53: find hosted zone had no answer to attempt 1";
+        assert!(
+            finished.stderr.contains(&format!("{gave_up}{hung}")),
+            "{command}: {finished:?}"
         );
     }
 }

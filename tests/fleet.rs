@@ -39,6 +39,53 @@ async fn each_record_has_a_marker_written_and_deleted_with_it() {
 }
 
 #[tokio::test]
+async fn a_refusal_for_new_values_is_logged_again_as_an_error() {
+    let world = World::new().await;
+    let name = world.name("web-1");
+    let mut first = world.spawn(&world.simple_config());
+    world
+        .wait_for(&first, &name, RrType::A, SOON, holds(60, &["10.0.0.10"]))
+        .await;
+
+    let second = world.instance("i-0bbbbbbbbbbbbbbbb", "10.0.0.20").await;
+    let mut refused = world.spawn_as(&world.simple_config(), &second);
+    let owner = format!("belongs to instance {FIRST}");
+    refused.wait_log(&owner, SOON).await;
+    // Quiet polls: the same refusal is said once.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        refused.log().matches(&owner).count(),
+        1,
+        "{}",
+        refused.log()
+    );
+
+    // New values are a new request, and its refusal a new error.
+    second.set("local-ipv4", "10.0.0.21");
+    let deadline = std::time::Instant::now() + SOON;
+    loop {
+        let log = refused.log();
+        let errors = log
+            .lines()
+            .filter(|line| line.contains("ERROR") && line.contains(&owner))
+            .count();
+        if errors == 2 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{log}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        world.record(&name, RrType::A).await,
+        Some((60, vec!["10.0.0.10".to_string()]))
+    );
+
+    refused.stop().await;
+    first.stop().await;
+    assert_eq!(world.record(&name, RrType::A).await, None);
+}
+
+#[tokio::test]
 async fn a_second_instance_refuses_a_taken_name_or_takes_it_over() {
     let world = World::new().await;
     let name = world.name("web-1");

@@ -140,6 +140,7 @@ impl Agent {
         match gave_up {
             GaveUp::Final(failure) => {
                 let code = failure.code.as_deref().unwrap_or("no error code");
+                let problem = format!("{names} refused ({code}): {failure}");
                 for (slot, record) in group {
                     error!(
                         zone_id = %record.zone_id, record = %record, code, error = %failure,
@@ -147,8 +148,11 @@ impl Agent {
                          name or values change"
                     );
                     self.refused.insert(*slot, (*record).clone());
+                    // Later passes report the refusal from here, without
+                    // logging it again.
+                    self.reported.insert(*slot, problem.clone());
                 }
-                format!("{names} refused ({code}): {failure}")
+                problem
             }
             GaveUp::Interrupted => {
                 for (slot, record) in group {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use tracing::{Level, error, info, warn};
+use tracing::{Level, error, info};
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::{FilterExt, LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt;
@@ -18,7 +18,7 @@ use crate::agent::{self, Agent, AgentError, SyncReport};
 use crate::config::{Config, DEFAULT_CONFIG_PATH};
 use crate::metadata::Metadata;
 use crate::plan::{self, Planned};
-use crate::retry::{self, Backoff, Class, Classify, Retry};
+use crate::retry::{self, Backoff, GaveUp, Retry};
 use crate::route53::{AMBIGUOUS_HOSTED_ZONE, Route53};
 use crate::shutdown;
 use crate::{doctor, http, iam};
@@ -383,19 +383,20 @@ async fn sync_once_metadata_answers(
     backoff: Backoff,
 ) -> Result<SyncReport, AgentError> {
     let mut retry = Retry::new(backoff, retry::os_seeded());
-    let mut attempt = 0;
-    loop {
-        let error = match agent.sync().await {
-            Err(AgentError::Metadata(error)) if error.class() == Class::Retryable => error,
-            other => return other,
-        };
-        let delay = backoff.delay(attempt, retry.rng());
-        warn!(
-            call = "read instance metadata", attempt = attempt + 1,
-            retry_in_ms = delay.as_millis() as u64, error = %error, "call failed; will retry"
-        );
-        retry.wait(delay).await;
-        attempt = attempt.saturating_add(1);
+    // Only a metadata failure is the retry loop's to judge; the pass's
+    // other outcomes, good or bad, go back to the caller as they are.
+    let passed = retry
+        .call("read instance metadata", async || {
+            match agent.sync().await {
+                Err(AgentError::Metadata(error)) => Err(error),
+                other => Ok(other),
+            }
+        })
+        .await;
+    match passed {
+        Ok(outcome) => outcome,
+        Err(GaveUp::Final(error)) => Err(AgentError::Metadata(error)),
+        Err(GaveUp::Interrupted) => Err(AgentError::Interrupted),
     }
 }
 

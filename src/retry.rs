@@ -22,7 +22,6 @@
 //! run them on a seeded one in virtual time.
 
 use std::fmt;
-use std::future::Future;
 use std::time::Duration;
 
 use aws_sdk_route53::error::{ProvideErrorMetadata, SdkError};
@@ -301,11 +300,12 @@ impl<R: Rng> Retry<R> {
     }
 
     /// Calls `attempt` until it succeeds or fails for good. Between attempts
-    /// it waits by the backoff; there is no limit on attempts.
-    pub async fn call<T, E, F, Fut>(&mut self, what: &str, mut attempt: F) -> Result<T, GaveUp<E>>
+    /// it waits by the backoff; there is no limit on attempts. `attempt` may
+    /// be an async closure that borrows mutably what it calls (the agent's
+    /// own pass, say), or a plain one that returns a future.
+    pub async fn call<T, E, F>(&mut self, what: &str, mut attempt: F) -> Result<T, GaveUp<E>>
     where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
+        F: AsyncFnMut() -> Result<T, E>,
         E: Classify + fmt::Display,
     {
         let mut retry = 0;
@@ -358,10 +358,9 @@ impl<R: Rng> Retry<R> {
     /// questions; failures of `check` itself are retried as in [`call`].
     ///
     /// [`call`]: Retry::call
-    pub async fn poll_until<E, F, Fut>(&mut self, what: &str, mut check: F) -> Result<(), GaveUp<E>>
+    pub async fn poll_until<E, F>(&mut self, what: &str, mut check: F) -> Result<(), GaveUp<E>>
     where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<bool, E>>,
+        F: AsyncFnMut() -> Result<bool, E>,
         E: Classify + fmt::Display,
     {
         let mut poll = 0;
@@ -495,14 +494,14 @@ mod tests {
     fn scripted(
         failures: Vec<Class>,
         attempts: &Cell<usize>,
-    ) -> impl FnMut() -> std::future::Ready<Result<&'static str, Failure>> + '_ {
-        move || {
+    ) -> impl AsyncFnMut() -> Result<&'static str, Failure> + '_ {
+        async move || {
             let n = attempts.get();
             attempts.set(n + 1);
-            std::future::ready(match failures.get(n) {
+            match failures.get(n) {
                 Some(class) => Err(Failure(*class)),
                 None => Ok("done"),
-            })
+            }
         }
     }
 
